@@ -1,0 +1,37 @@
+# The two set-up commands of the README:
+#   make build   install stackgen in .venv and build the default spec into generated/
+#   make test    install what the tests need (real promtool, amtool, node_exporter, Compose) and run them
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+APT_PACKAGES = prometheus prometheus-alertmanager prometheus-node-exporter
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: build test venv tools bench clean
+
+$(BIN)/stackgen: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+venv: $(BIN)/stackgen
+
+build: venv
+	$(BIN)/stackgen build specs/stack.yaml
+
+tools:
+	@if ! command -v promtool >/dev/null || ! command -v amtool >/dev/null \
+	    || ! command -v prometheus-alertmanager >/dev/null || ! command -v prometheus-node-exporter >/dev/null; then \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $(APT_PACKAGES); \
+	fi
+
+test: tools venv
+	$(BIN)/python -m pytest
+
+bench: venv
+	$(BIN)/python scripts/bench.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache

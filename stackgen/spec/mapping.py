@@ -1,0 +1,456 @@
+"""The one explicit mapping from a schema-valid spec to the model, with the semantic checks.
+
+Every problem found on the way is collected (never raised one at a time), placed at the
+line and column of the value it is about.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+from stackgen import kpis as K
+from stackgen import matchers
+from stackgen.model import (
+    GPUS, HOSTS, SERVICES, Alerting, EmailConfig, Group, Images, Kpi, Model, PagerdutyConfig,
+    Receiver, Route, Secret, Series, SlackConfig, Slo, Smtp, Stack, Threshold, WebhookConfig,
+)
+from stackgen.problems import ERROR, WARNING, Problem
+from stackgen.spec import units as U
+from stackgen.spec.schema import _path_text, did_you_mean
+from stackgen.spec.source import Source
+
+DEFAULT_IMAGES = {
+    "prometheus": "prom/prometheus:v3.5.0",
+    "alertmanager": "prom/alertmanager:v0.28.1",
+    "grafana": "grafana/grafana:12.0.2",
+    "node_exporter": "prom/node-exporter:v1.9.1",
+    "cadvisor": "gcr.io/cadvisor/cadvisor:v0.49.1",
+}
+
+# Scrape jobs stackgen always adds for the stack itself; no group may take their names.
+STACK_JOBS = ("prometheus", "alertmanager", "grafana", "cadvisor")
+
+SEVERITIES = (("warning", False), ("critical", False), ("warning_below", True),
+              ("critical_below", True))
+
+# How each KPI key reads its thresholds, and what a mistake in them looks like.
+RATIO_KPIS = {"cpu", "memory", "gpu_utilization", "gpu_memory", "error_rate", "accuracy"}
+PARSERS = {
+    "cpu": U.parse_ratio, "memory": U.parse_ratio, "disk": U.parse_size,
+    "gpu_utilization": U.parse_ratio, "gpu_memory": U.parse_ratio,
+    "response_time": U.parse_seconds, "throughput": U.parse_rate, "error_rate": U.parse_ratio,
+    "drift": U.number, "accuracy": U.parse_ratio, "custom": U.parse_any,
+}
+BUILTIN_SERVICE_KPIS = ("response_time", "throughput", "error_rate", "drift", "accuracy")
+
+
+class _Mapper:
+    def __init__(self, src: Source, spec_path: str, out_dir: str, strict: bool):
+        self.src = src
+        self.spec_dir = os.path.dirname(os.path.abspath(spec_path))
+        self.out_dir = out_dir
+        self.strict = strict
+        self.problems: list[Problem] = []
+        self.secrets: dict[str, Secret] = {}  # by source path
+
+    # -- problems -------------------------------------------------------------------------
+    def error(self, path, check, message, at_key=False):
+        self.problems.append(self.src.problem(path, check, message, ERROR, at_key))
+
+    def warn(self, path, check, message, at_key=False):
+        self.problems.append(self.src.problem(path, check, message, WARNING, at_key))
+
+    # -- secrets --------------------------------------------------------------------------
+    def secret(self, path, source: str) -> Secret:
+        if source in self.secrets:
+            return self.secrets[source]
+        if os.path.isabs(source) or ".." in source.replace("\\", "/").split("/"):
+            self.error(path, "secrets/path", f"secret file {source!r} must be a path inside the "
+                       "spec's folder (relative, without '..'), so that it can be mounted")
+            bad_path = True
+        else:
+            bad_path = False
+        full = os.path.normpath(os.path.join(self.spec_dir, source))
+        if not bad_path and not os.path.isfile(full):
+            msg = (f"secret file {source!r} does not exist (looked for {full}); "
+                   "`stackgen build` creates a random placeholder, or write the real value there")
+            (self.error if self.strict else self.warn)(path, "secrets/missing", msg)
+        base = re.sub(r"[^A-Za-z0-9_.-]", "_", os.path.basename(source)) or "secret"
+        taken = {s.name for s in self.secrets.values()}
+        name = base if base not in taken else re.sub(r"[^A-Za-z0-9_.-]", "_", source)
+        sec = Secret(name=name, source=source, path=full)
+        self.secrets[source] = sec
+        return sec
+
+    # -- stack ----------------------------------------------------------------------------
+    def stack(self, d: dict) -> Stack:
+        s = d.get("stack", {})
+        g = s.get("grafana", {})
+        password = None
+        if "admin_password_file" in g:
+            password = self.secret(("stack", "grafana", "admin_password_file"),
+                                   g["admin_password_file"])
+        scrape = s.get("scrape_interval", "15s")
+        timeout = s.get("scrape_timeout", "10s")
+        if U.is_duration(scrape) and U.is_duration(timeout):
+            if U.duration_seconds(timeout) > U.duration_seconds(scrape):
+                if "scrape_timeout" in s:
+                    self.error(("stack", "scrape_timeout"), "stack/scrape-timeout",
+                               f"stack.scrape_timeout: {timeout} is longer than scrape_interval "
+                               f"{scrape}; Prometheus refuses a timeout longer than the interval")
+                else:
+                    timeout = scrape
+        for key in ("scrape_interval", "evaluation_interval", "retention", "rate_window",
+                    "scrape_timeout"):
+            if key in s and not U.is_duration(s[key]):
+                self.error(("stack", key), "values/duration", f"stack.{key}: {s[key]!r} is a zero "
+                           "duration; expected a positive duration such as 15s")
+        images = {**DEFAULT_IMAGES, **s.get("images", {})}
+        return Stack(
+            name=s["name"],
+            environment=s.get("environment", "production"),
+            scrape_interval=scrape,
+            evaluation_interval=s.get("evaluation_interval", scrape),
+            scrape_timeout=timeout,
+            retention=s.get("retention", "15d"),
+            rate_window=s.get("rate_window", "5m"),
+            grafana_admin_user=g.get("admin_user", "admin"),
+            grafana_admin_password=password,
+            grafana_url=g.get("url", "http://localhost:3000").rstrip("/"),
+            images=Images(**images),
+            external_labels=tuple(sorted(s.get("external_labels", {}).items())),
+        )
+
+    # -- KPIs -----------------------------------------------------------------------------
+    def thresholds(self, path, kind: str, d: dict) -> tuple:
+        parse = PARSERS[kind]
+        out = []
+        for key, below in SEVERITIES:
+            if key not in d:
+                continue
+            raw = d[key]
+            value = parse(raw)
+            where = _path_text(path + (key,))
+            if value is None:
+                self.error(path + (key,), "values/threshold", f"{where}: cannot read {raw!r}")
+                continue
+            if kind in RATIO_KPIS and value > 1:
+                if isinstance(raw, str):  # a percentage such as 150%
+                    msg = f"{where}: {raw} is above 100%, which this ratio can never reach"
+                else:
+                    msg = (f"{where}: {raw} is read as a ratio (1 = 100%), which this KPI can "
+                           f"never exceed; did you mean {U.fmt_number(value)}% "
+                           f"(a ratio of {U.fmt_number(value / 100)})?")
+                self.error(path + (key,), "values/ratio", msg)
+                continue
+            out.append(Threshold(key.split("_")[0], below, value, str(raw)))
+        by = {(t.severity, t.below): t for t in out}
+        for below in (False, True):
+            w, c = by.get(("warning", below)), by.get(("critical", below))
+            if w and c and ((w.value >= c.value) if not below else (w.value <= c.value)):
+                side = "below" if below else "above"
+                self.warn(path + (("critical_below" if below else "critical"),),
+                          "values/threshold-order",
+                          f"critical threshold {c.text} is not beyond warning {w.text} "
+                          f"(both fire {side}); the warning alert will never be the first to fire")
+        return tuple(out)
+
+    def kpi(self, group_kind, path, kind, name, d, shape: K.KpiShape, group_labels) -> Kpi:
+        for_ = d.get("for", K.DEFAULT_FOR[kind])
+        return Kpi(
+            kind=kind, name=name, title=shape.title, record=shape.record, expr=shape.expr,
+            record_labels=tuple(group_labels) if shape.aggregated else (),
+            unit=shape.unit, panel=shape.panel, alert=shape.alert,
+            thresholds=self.thresholds(path, kind, d), for_=for_,
+            description=d.get("description", ""), humanize=K.humanizer(shape.unit),
+            per=shape.per, inputs=shape.inputs, heatmap_expr=shape.heatmap_expr,
+            user_expr=d.get("expr"),
+            errors=d["errors"].strip().strip("{}").strip() if "errors" in d else None,
+            quantile=d.get("quantile", 0.95) if kind == "response_time" else None,
+        )
+
+    def promql(self, path, expr: str, what: str) -> bool:
+        try:
+            import promql_parser
+
+            promql_parser.parse(expr)
+        except ValueError as exc:
+            detail = str(exc).strip().splitlines()[0] if str(exc).strip() else "parse error"
+            self.error(path, "promql/parse", f"{what} is not valid PromQL: {detail}")
+            return False
+        return True
+
+    def group(self, kind: str, name: str, d: dict, window: str) -> Group:
+        path = (kind, name)
+        labels = tuple(sorted(d.get("labels", {}).items()))
+        label_key = {HOSTS: "host_group", GPUS: "gpu_group", SERVICES: "service"}[kind]
+        for lname, _ in labels:
+            if lname in ("job", "instance", label_key, "severity", "kpi", "alertname") or \
+                    lname.startswith("__"):
+                self.error(path + ("labels", lname), "labels/reserved",
+                           f"label {lname!r} is set by stackgen or Prometheus; choose another name",
+                           at_key=True)
+        group_labels = ((label_key, name),) + labels
+        kd = d.get("kpis", {})
+        out = []
+        job = name
+        if kind == HOSTS:
+            makers = {"cpu": K.host_cpu, "memory": K.host_memory, "disk": K.host_disk}
+            for key, make in makers.items():
+                if key in kd:
+                    out.append(self.kpi(kind, path + ("kpis", key), key, key, kd[key],
+                                        make(job, window), group_labels))
+        elif kind == GPUS:
+            makers = {"utilization": ("gpu_utilization", K.gpu_utilization),
+                      "memory": ("gpu_memory", K.gpu_memory)}
+            for key, (kkind, make) in makers.items():
+                if key in kd:
+                    out.append(self.kpi(kind, path + ("kpis", key), kkind, key, kd[key],
+                                        make(job, window), group_labels))
+        else:
+            out = self.service_kpis(path, job, kd, window, group_labels)
+        slos = self.slos(path, d.get("slos", {}), kd)
+        return Group(
+            kind=kind, name=name, job=job, targets=tuple(d["targets"]),
+            metrics_path=d.get("metrics_path", "/metrics"), scheme=d.get("scheme", "http"),
+            labels=labels, description=d.get("description", ""),
+            runbook_url=d.get("runbook_url"), kpis=tuple(out), slos=slos,
+        )
+
+    def service_kpis(self, path, job, kd, window, group_labels) -> list:
+        out = []
+        kp = path + ("kpis",)
+        if "response_time" in kd:
+            d = kd["response_time"]
+            out.append(self.kpi(SERVICES, kp + ("response_time",), "response_time",
+                                "response_time", d, K.response_time(
+                                    job, window, d["histogram"], d.get("quantile", 0.95)),
+                                group_labels))
+        if "throughput" in kd:
+            d = kd["throughput"]
+            out.append(self.kpi(SERVICES, kp + ("throughput",), "throughput", "throughput", d,
+                                K.throughput(job, window, d["counter"]), group_labels))
+        if "error_rate" in kd:
+            d = kd["error_rate"]
+            errors = d["errors"].strip().strip("{}").strip()
+            if self.promql(kp + ("error_rate", "errors"), f"x{{{errors}}}",
+                           f"errors selector {d['errors']!r}"):
+                out.append(self.kpi(SERVICES, kp + ("error_rate",), "error_rate", "error_rate", d,
+                                    K.error_rate(job, window, d["counter"], errors), group_labels))
+        for key, make in (("drift", K.drift), ("accuracy", K.accuracy)):
+            if key in kd:
+                out.append(self.kpi(SERVICES, kp + (key,), key, key, kd[key],
+                                    make(job, window, kd[key]["gauge"]), group_labels))
+        seen: dict = {}
+        for i, c in enumerate(kd.get("custom", [])):
+            cp = kp + ("custom", i)
+            cname = c["name"]
+            if cname in BUILTIN_SERVICE_KPIS:
+                self.error(cp + ("name",), "kpis/custom-name",
+                           f"custom KPI name {cname!r} is the name of a built-in KPI; choose "
+                           "another so that the `kpi` label stays unambiguous")
+                continue
+            if cname in seen:
+                self.error(cp + ("name",), "kpis/duplicate",
+                           f"custom KPI {cname!r} is defined twice in this service (first at "
+                           f"custom[{seen[cname]}])")
+                continue
+            seen[cname] = i
+            if not self.promql(cp + ("expr",), c["expr"], f"custom KPI {cname!r} expr"):
+                continue
+            title = c.get("description") or cname.replace("_", " ").capitalize()
+            out.append(self.kpi(SERVICES, cp, "custom", cname, c, K.custom(
+                cname, c["expr"], K.grafana_unit(c["unit"]) if "unit" in c else None,
+                c.get("panel"), title), group_labels))
+        return out
+
+    def slos(self, path, d: dict, kd: dict) -> tuple:
+        out = []
+        needs = {"availability": "error_rate", "latency": "response_time"}
+        for kind in ("availability", "latency"):
+            if kind not in d:
+                continue
+            s = d[kind]
+            sp = path + ("slos", kind)
+            if needs[kind] not in kd:
+                self.error(sp, "slos/source", f"a {kind} SLO reads its good and total events "
+                           f"from the service's `{needs[kind]}` KPI, which is missing", at_key=True)
+                continue
+            objective = U.parse_ratio(s["objective"])
+            window = s.get("window", "30d")
+            if not U.is_duration(window):
+                self.error(sp + ("window",), "values/duration",
+                           f"{_path_text(sp + ('window',))}: {window!r} is a zero duration; "
+                           "expected a positive duration such as 30d")
+                continue
+            threshold = U.parse_seconds(s["threshold"]) if kind == "latency" else None
+            job = path[1]
+            if kind == "availability":
+                er = kd["error_rate"]
+                errors = er["errors"].strip().strip("{}").strip()
+                ratio = K.availability_error_ratio(job, er["counter"], errors, Slo.WINDOW)
+                inputs = (Series(er["counter"], "counter"),)
+            else:
+                rt = kd["response_time"]
+                self.check_bucket(sp + ("threshold",), threshold, s["threshold"], rt)
+                ratio = K.latency_error_ratio(job, rt["histogram"], threshold, Slo.WINDOW)
+                inputs = (Series(rt["histogram"], "histogram"),)
+            if objective is None or not 0 < objective < 1:
+                self.error(sp + ("objective",), "slos/objective",
+                           f"objective {s['objective']!r} must be above 0% and below 100%")
+                continue
+            out.append(Slo(kind=kind, objective=objective, objective_text=s["objective"],
+                           window=window, threshold=threshold,
+                           threshold_text=str(s["threshold"]) if kind == "latency" else None,
+                           description=s.get("description", ""), error_ratio=ratio,
+                           inputs=inputs))
+        return tuple(out)
+
+    def check_bucket(self, path, threshold, raw, rt: dict) -> None:
+        """A latency SLO counts requests in the bucket whose `le` is the threshold."""
+        if "buckets" not in rt:
+            self.warn(path, "slos/bucket-unknown",
+                      f"latency threshold {raw!r} must be a bucket boundary (le) of "
+                      f"{rt['histogram']}; list the histogram's `buckets:` in its response_time "
+                      "KPI so that stackgen can check it")
+            return
+        buckets = [U.parse_seconds(b) for b in rt["buckets"]]
+        if not any(b is not None and abs(b - threshold) < 1e-9 for b in buckets):
+            shown = ", ".join(str(b) for b in rt["buckets"])
+            self.error(path, "slos/bucket", f"latency threshold {raw!r} is not a bucket "
+                       f"boundary of {rt['histogram']}; choose one of: {shown}")
+
+    # -- alerting -------------------------------------------------------------------------
+    def alerting(self, a: dict) -> Alerting:
+        receivers = []
+        for name, r in a.get("receivers", {}).items():
+            rp = ("alerting", "receivers", name)
+            if not r:
+                self.error(rp, "receivers/empty", f"receiver {name!r} has no integration; "
+                           "expected at least one of slack, email, webhook, pagerduty", at_key=True)
+
+            def many(key):
+                v = r.get(key, [])
+                return [(rp + (key,), v)] if isinstance(v, dict) else \
+                    [(rp + (key, i), x) for i, x in enumerate(v)]
+
+            receivers.append(Receiver(
+                name=name,
+                slack=tuple(SlackConfig(c["channel"], self.secret(p + ("api_url_file",),
+                                                                  c["api_url_file"]),
+                                        c.get("title"), c.get("text"), c.get("send_resolved", True))
+                            for p, c in many("slack")),
+                email=tuple(EmailConfig(c["to"], c.get("send_resolved", True))
+                            for p, c in many("email")),
+                webhook=tuple(WebhookConfig(self.secret(p + ("url_file",), c["url_file"]),
+                                            c.get("max_alerts", 0), c.get("send_resolved", True))
+                              for p, c in many("webhook")),
+                pagerduty=tuple(PagerdutyConfig(self.secret(p + ("routing_key_file",),
+                                                            c["routing_key_file"]),
+                                                c.get("severity"), c.get("send_resolved", True))
+                                for p, c in many("pagerduty")),
+            ))
+        names = [r.name for r in receivers]
+        smtp = None
+        if "smtp" in a:
+            s = a["smtp"]
+            smtp = Smtp(
+                smarthost=s["smarthost"], from_=s["from"], hello=s.get("hello"),
+                auth_username=s.get("auth_username"),
+                auth_password=self.secret(("alerting", "smtp", "auth_password_file"),
+                                          s["auth_password_file"])
+                if "auth_password_file" in s else None,
+                require_tls=s.get("require_tls"),
+            )
+        if smtp is None:
+            for r in receivers:
+                if r.email:
+                    self.error(("alerting", "receivers", r.name, "email"), "receivers/smtp",
+                               f"receiver {r.name!r} sends email but `alerting.smtp` is not "
+                               "set; expected smtp.smarthost and smtp.from", at_key=True)
+        default = a["default_receiver"]
+        if default not in names:
+            self.error(("alerting", "default_receiver"), "routes/receiver",
+                       f"default_receiver {default!r} is not a receiver{did_you_mean(default, names)}"
+                       f" (receivers: {', '.join(names) or 'none'})")
+        used = {default}
+        routes = self.routes(a.get("routes", []), ("alerting", "routes"), names, used)
+        unknown = used - set(names)  # already reported: a typo there makes its target look unused
+        for name in names:
+            if name not in used and not unknown:
+                self.warn(("alerting", "receivers", name), "receivers/unused",
+                          f"receiver {name!r} is not used by any route", at_key=True)
+        return Alerting(
+            default_receiver=default, receivers=tuple(receivers), routes=routes,
+            group_by=tuple(a.get("group_by", ["alertname"])),
+            group_wait=a.get("group_wait", "30s"), group_interval=a.get("group_interval", "5m"),
+            repeat_interval=a.get("repeat_interval", "4h"),
+            resolve_timeout=a.get("resolve_timeout", "5m"), smtp=smtp,
+        )
+
+    def routes(self, items, path, names, used, prefix="routes") -> tuple:
+        out = []
+        for i, r in enumerate(items):
+            rp = path + (i,)
+            label = f"{prefix}[{i}]"
+            if r["receiver"] not in names:
+                self.error(rp + ("receiver",), "routes/receiver",
+                           f"alerting.{label} sends to unknown receiver {r['receiver']!r}"
+                           f"{did_you_mean(r['receiver'], names)} (receivers: {', '.join(names)})")
+            used.add(r["receiver"])
+            ms = []
+            for j, text in enumerate(r.get("matchers", [])):
+                try:
+                    ms.append(str(matchers.parse(text)))
+                except ValueError as exc:
+                    self.error(rp + ("matchers", j), "routes/matcher", f"alerting.{label}: {exc}")
+            out.append(Route(
+                receiver=r["receiver"], matchers=tuple(ms), continue_=r.get("continue", False),
+                group_by=tuple(r["group_by"]) if "group_by" in r else None,
+                group_wait=r.get("group_wait"), group_interval=r.get("group_interval"),
+                repeat_interval=r.get("repeat_interval"),
+                routes=self.routes(r.get("routes", []), rp + ("routes",), names, used,
+                                   f"{label}.routes"),
+                path=label,
+            ))
+        return tuple(out)
+
+    # -- all ------------------------------------------------------------------------------
+    def model(self, d: dict, spec_sha: str, spec_name: str) -> Model:
+        stack = self.stack(d)
+        groups = []
+        jobs: dict = {j: None for j in STACK_JOBS}
+        for kind in (HOSTS, GPUS, SERVICES):
+            for name, g in d.get(kind, {}).items():
+                if name in jobs:
+                    other = jobs[name]
+                    where = f"{other[0]}.{other[1]}" if other else "stackgen's own scrape job"
+                    self.error((kind, name), "groups/job-name",
+                               f"{kind}.{name}: the scrape job name {name!r} is already taken by "
+                               f"{where}; names must be unique across hosts, gpus and services",
+                               at_key=True)
+                    continue
+                jobs[name] = (kind, name)
+                groups.append(self.group(kind, name, g, stack.rate_window))
+        alerting = self.alerting(d["alerting"]) if "alerting" in d else None
+        if alerting is None:
+            self.error((), "alerting/missing", "the spec has no `alerting` section; expected "
+                       "at least alerting.receivers and alerting.default_receiver")
+        dash = d.get("dashboards", {})
+        return Model(
+            stack=stack, groups=tuple(groups), alerting=alerting,
+            dashboards_overview=dash.get("overview", True),
+            dashboards_per_group=dash.get("per_service", True),
+            spec_sha256=spec_sha, spec_name=spec_name,
+            spec_dir=os.path.relpath(self.spec_dir, os.path.abspath(self.out_dir)).replace(
+                os.sep, "/"),
+            secrets=tuple(sorted(self.secrets.values(), key=lambda s: s.name)),
+        )
+
+
+def to_model(src: Source, spec_path: str, out_dir: str, spec_sha: str, strict=False):
+    """Map a schema-valid spec to the model; returns (model, problems)."""
+    m = _Mapper(src, spec_path, out_dir, strict)
+    model = m.model(src.data, spec_sha, os.path.basename(spec_path))
+    return model, m.problems

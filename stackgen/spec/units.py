@@ -1,0 +1,115 @@
+"""Values with units, as written in a spec, and their base-unit meaning.
+
+`80%` -> 0.8, `500ms` -> 0.5 (seconds), `10GiB` -> 10737418240 (bytes), `1/s` -> 1.0 (per second).
+Durations stay Prometheus durations in generated config; `duration_seconds` is for arithmetic.
+"""
+
+from __future__ import annotations
+
+import re
+
+DURATION_RE = re.compile(r"^(?:\d+(?:ms|s|m|h|d|w|y))+$")
+_DURATION_PART = re.compile(r"(\d+)(ms|s|m|h|d|w|y)")
+_DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
+_DURATION_ORDER = ["y", "w", "d", "h", "m", "s", "ms"]
+
+PERCENT_RE = re.compile(r"^(\d+(?:\.\d+)?)%$")
+SIZE_RE = re.compile(r"^(\d+(?:\.\d+)?)\s?(B|kB|KB|MB|GB|TB|PB|KiB|MiB|GiB|TiB|PiB)$")
+_SIZE_UNITS = {
+    "B": 1, "kB": 1e3, "KB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12, "PB": 1e15,
+    "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40, "PiB": 2**50,
+}
+RATE_RE = re.compile(r"^(\d+(?:\.\d+)?)/(s|m|h)$")
+_RATE_UNITS = {"s": 1, "m": 60, "h": 3600}
+
+
+def is_duration(text) -> bool:
+    return isinstance(text, str) and bool(DURATION_RE.match(text)) and duration_seconds(text) > 0
+
+
+def duration_seconds(text: str) -> float:
+    if not DURATION_RE.match(text):
+        raise ValueError(f"not a duration: {text!r}")
+    return sum(int(n) * _DURATION_UNITS[u] for n, u in _DURATION_PART.findall(text))
+
+
+def format_duration(seconds: float) -> str:
+    """Shortest Prometheus duration for `seconds` (e.g. 3600 -> '1h', 90 -> '1m30s')."""
+    ms = round(seconds * 1000)
+    if ms <= 0:
+        return "0s"
+    out = []
+    for unit in _DURATION_ORDER:
+        size = round(_DURATION_UNITS[unit] * 1000)
+        if unit in ("y", "w"):
+            continue  # keep to d/h/m/s/ms: unambiguous and what people read best
+        n, ms = divmod(ms, size)
+        if n:
+            out.append(f"{n}{unit}")
+    return "".join(out)
+
+
+def number(value) -> float | None:
+    """A bare YAML number (not a bool), as float; None otherwise."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value)
+
+
+def parse_ratio(value) -> float | None:
+    """`80%` -> 0.8; a bare number as it is."""
+    n = number(value)
+    if n is not None:
+        return n
+    if isinstance(value, str):
+        m = PERCENT_RE.match(value.strip())
+        if m:
+            return float(m.group(1)) / 100
+    return None
+
+
+def parse_size(value) -> float | None:
+    n = number(value)
+    if n is not None:
+        return n
+    if isinstance(value, str):
+        m = SIZE_RE.match(value.strip())
+        if m:
+            return float(m.group(1)) * _SIZE_UNITS[m.group(2)]
+    return None
+
+
+def parse_rate(value) -> float | None:
+    n = number(value)
+    if n is not None:
+        return n
+    if isinstance(value, str):
+        m = RATE_RE.match(value.strip())
+        if m:
+            return float(m.group(1)) / _RATE_UNITS[m.group(2)]
+    return None
+
+
+def parse_seconds(value) -> float | None:
+    n = number(value)
+    if n is not None:
+        return n
+    if isinstance(value, str) and is_duration(value.strip()):
+        return duration_seconds(value.strip())
+    return None
+
+
+def parse_any(value) -> float | None:
+    """For custom KPIs: a number, percentage, duration, size or rate."""
+    for parse in (parse_ratio, parse_seconds, parse_size, parse_rate):
+        v = parse(value)
+        if v is not None:
+            return v
+    return None
+
+
+def fmt_number(x: float) -> str:
+    """A float as PromQL/YAML text: integers without '.0', no exponent noise."""
+    if x == int(x) and abs(x) < 1e15:
+        return str(int(x))
+    return repr(round(x, 12))
