@@ -1,0 +1,53 @@
+"""Generators: each a pure function `generate(model) -> list[Artifact]`.
+
+A reader finds the generator of any output file from its path alone:
+
+| output path                          | module                    |
+| ------------------------------------ | ------------------------- |
+| prometheus/prometheus.yml            | prometheus_config         |
+| prometheus/rules/*.yml               | prometheus_rules          |
+| prometheus/rules/slo-*.yml           | slo_rules (via the above) |
+| prometheus/tests/*.test.yml          | rule_tests                |
+| alertmanager/alertmanager.yml        | alertmanager_config       |
+| alertmanager/templates/*.tmpl        | alertmanager_config       |
+| alertmanager/tests/routing.test.yml  | routing_tests             |
+| grafana/dashboards/*.json            | grafana_dashboards        |
+| grafana/provisioning/**              | grafana_provisioning      |
+| compose.yaml                         | compose                   |
+| manifest.json                        | manifest (written last)   |
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from stackgen.artifact import Artifact
+
+# A fixed list, in output order; the manifest is added by `build_artifacts`.
+GENERATORS = (
+    "prometheus_config",
+    "prometheus_rules",
+    "rule_tests",
+    "alertmanager_config",
+    "routing_tests",
+    "grafana_dashboards",
+    "grafana_provisioning",
+    "compose",
+)
+
+
+def build_artifacts(model) -> list[Artifact]:
+    """Every artifact of `model`, sorted by path, with the manifest last."""
+    from stackgen.generators import manifest
+
+    out: list[Artifact] = []
+    for name in GENERATORS:
+        module = importlib.import_module(f"stackgen.generators.{name}")
+        out.extend(module.generate(model))
+    paths = [a.path for a in out]
+    dupes = {p for p in paths if paths.count(p) > 1}
+    if dupes:  # a bug in a generator, never a user error
+        raise RuntimeError(f"two generators wrote the same path: {sorted(dupes)}")
+    out.sort(key=lambda a: a.path)
+    out.append(manifest.generate(model, out))
+    return out

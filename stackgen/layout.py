@@ -1,0 +1,106 @@
+"""Where things live in Grafana: dashboard uids, titles, panel ids, and links to panels.
+
+Shared by the dashboard generator (which places the panels) and the rule generator (whose
+`dashboard_url` annotations point at them), so the two can never disagree. No grafanalib here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+from stackgen.model import GPUS, HOSTS, SERVICES, Group, Model
+
+UID_MAX = 40  # Grafana's limit for a dashboard uid
+
+KIND_TITLE = {HOSTS: "Hosts", GPUS: "GPUs", SERVICES: "Service"}
+
+# Panel ids in a group dashboard: KPI i is the panel `KPI_BASE + i`; its companion panel
+# (the response-time heatmap) is `COMPANION_BASE + i`; SLO panels start at `SLO_BASE`.
+KPI_BASE = 1
+COMPANION_BASE = 100
+SLO_BASE = 200
+# In the overview, KPI i of group g is the panel `OVERVIEW_BASE * (g + 1) + i`.
+OVERVIEW_BASE = 1000
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+def uid(*parts: str) -> str:
+    """A stable uid from names; long ones keep a readable prefix and a hash suffix."""
+    text = slug("-".join(parts))
+    if len(text) <= UID_MAX:
+        return text
+    digest = hashlib.sha256(text.encode()).hexdigest()[:8]
+    return f"{text[:UID_MAX - 9].rstrip('-')}-{digest}"
+
+
+def overview_uid(model: Model) -> str:
+    return uid(model.stack.name, "overview")
+
+
+def overview_title(model: Model) -> str:
+    return f"{model.stack.name} / Overview"
+
+
+def group_uid(model: Model, group: Group) -> str:
+    return uid(model.stack.name, group.kind, group.name)
+
+
+def group_title(model: Model, group: Group) -> str:
+    return f"{model.stack.name} / {KIND_TITLE[group.kind]} / {group.name}"
+
+
+def kpi_panel_id(index: int) -> int:
+    return KPI_BASE + index
+
+
+def companion_panel_id(index: int) -> int:
+    return COMPANION_BASE + index
+
+
+def overview_panel_id(group_index: int, kpi_index: int) -> int:
+    return OVERVIEW_BASE * (group_index + 1) + kpi_index
+
+
+def dashboard_url(model: Model, uid_: str, title: str, panel_id: int | None = None) -> str:
+    url = f"{model.stack.grafana_url}/d/{uid_}/{slug(title)}"
+    return url + (f"?viewPanel={panel_id}" if panel_id is not None else "")
+
+
+def kpi_url(model: Model, group: Group, kpi_index: int) -> str | None:
+    """The panel that shows a KPI: its group's dashboard, else the overview, else none."""
+    if model.dashboards_per_group:
+        return dashboard_url(model, group_uid(model, group), group_title(model, group),
+                             kpi_panel_id(kpi_index))
+    if model.dashboards_overview:
+        g = model.groups.index(group)
+        return dashboard_url(model, overview_uid(model), overview_title(model),
+                             overview_panel_id(g, kpi_index))
+    return None
+
+
+def group_url(model: Model, group: Group) -> str | None:
+    if model.dashboards_per_group:
+        return dashboard_url(model, group_uid(model, group), group_title(model, group))
+    if model.dashboards_overview:
+        return dashboard_url(model, overview_uid(model), overview_title(model))
+    return None
+
+
+# The panels of SLO i in its group dashboard, in this order: SLO_BASE + 10 * i + k.
+SLO_PANELS = ("objective", "sli", "budget_remaining", "burn_rate")
+
+
+def slo_panel_id(slo_index: int, panel: str) -> int:
+    return SLO_BASE + 10 * slo_index + SLO_PANELS.index(panel)
+
+
+def slo_url(model: Model, group: Group, slo_index: int) -> str | None:
+    """The burn-rate panel of an SLO (SLO panels live in the group dashboards only)."""
+    if model.dashboards_per_group:
+        return dashboard_url(model, group_uid(model, group), group_title(model, group),
+                             slo_panel_id(slo_index, "burn_rate"))
+    return group_url(model, group)
