@@ -1,0 +1,134 @@
+"""The command line: parses options and hands over to the package. No work lives here."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from stackgen import __version__
+from stackgen.build import DEFAULT_OUT, DEFAULT_SPEC
+
+EXIT_FINDINGS = 1
+EXIT_INVALID = 2
+
+spec_arg = click.argument("spec", default=DEFAULT_SPEC, required=False,
+                          type=click.Path(dir_okay=False))
+out_opt = click.option("--out", "out_dir", default=DEFAULT_OUT, show_default=True,
+                       type=click.Path(file_okay=False), help="Output folder.")
+strict_opt = click.option("--strict", is_flag=True,
+                          help="Treat warnings (e.g. a missing secret file) as errors.")
+format_opt = click.option("--format", "fmt", type=click.Choice(["text", "json", "github"]),
+                          default="text", show_default=True, help="How to report problems.")
+
+
+def _report(problems, fmt="text", strict=False) -> bool:
+    """Print problems to stderr (text) or stdout (json/github); True if any is an error."""
+    from stackgen.build import strict_warnings
+    from stackgen.problems import RENDERERS
+
+    if strict:
+        problems = strict_warnings(problems)
+    text = RENDERERS[fmt](problems)
+    if fmt == "text":
+        if text:
+            click.echo(text, err=True, nl=False)
+    else:
+        click.echo(text, nl=False)
+    return any(p.is_error for p in problems)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="stackgen")
+def main():
+    """Compile one KPI spec into a Prometheus, Alertmanager and Grafana stack."""
+
+
+@main.command()
+@spec_arg
+@out_opt
+@strict_opt
+@click.option("--no-secrets", is_flag=True,
+              help="Do not create missing secret files (random, mode 0600).")
+def build(spec, out_dir, strict, no_secrets):
+    """Validate SPEC and write the stack's configuration to --out."""
+    from stackgen import build as b
+
+    res = b.build(spec, out_dir, strict=strict, create_secrets=not no_secrets)
+    if _report(res.problems, strict=strict) or res.failed:
+        click.echo(f"stackgen: {spec} is invalid; nothing was written", err=True)
+        sys.exit(EXIT_INVALID)
+    for path in res.secrets_created:
+        click.echo(f"created secret placeholder {path} (mode 0600, git-ignored): "
+                   "replace its content with the real value", err=True)
+    click.echo(f"built {out_dir}/ from {spec}: {len(res.artifacts)} files, "
+               f"{len(res.written)} written, {len(res.removed)} removed")
+
+
+@main.command()
+@spec_arg
+@out_opt
+@strict_opt
+@format_opt
+def lint(spec, out_dir, strict, fmt):
+    """Validate SPEC and check that --out is exactly what `build` would write."""
+    from stackgen import build as b
+
+    res = b.lint(spec, out_dir, strict=strict)
+    invalid = any(p.is_error and not p.check.startswith("lint/") for p in res.problems)
+    failed = _report(res.problems, fmt, strict)
+    if invalid:
+        sys.exit(EXIT_INVALID)
+    if failed:
+        sys.exit(EXIT_FINDINGS)
+    if fmt == "text":
+        click.echo(f"{out_dir}/ is up to date with {spec}", err=True)
+
+
+@main.command()
+@out_opt
+def check(out_dir):
+    """Run promtool, amtool and Docker Compose on the generated files."""
+    from stackgen import check as c
+
+    steps = c.run_all(out_dir)
+    for step in steps:
+        click.echo(f"{'PASS' if step.ok else 'FAIL'}  {step.name}")
+        if step.note:
+            click.echo(f"      note: {step.note}")
+        if not step.ok and step.output:
+            for line in step.output.splitlines():
+                click.echo(f"      {line}")
+    failed = [s for s in steps if not s.ok]
+    click.echo(f"{len(steps) - len(failed)} passed, {len(failed)} failed")
+    if failed:
+        sys.exit(EXIT_FINDINGS)
+
+
+@main.command()
+def schema():
+    """Print the spec's JSON Schema (draft 2020-12), for editors."""
+    from stackgen.spec.schema import schema_text
+
+    click.echo(schema_text(), nl=False)
+
+
+@main.command()
+@click.argument("spec", default=DEFAULT_SPEC, required=False, type=click.Path(dir_okay=False))
+@click.option("--name", default="my-stack", show_default=True, help="Stack name.")
+@click.option("--force", is_flag=True, help="Overwrite an existing spec.")
+def init(spec, name, force):
+    """Write a starter SPEC and git-ignored secret placeholders."""
+    from stackgen import starter
+
+    try:
+        made = starter.init(spec, name, force)
+    except starter.InitError as exc:
+        click.echo(f"stackgen: {exc}", err=True)
+        sys.exit(EXIT_INVALID)
+    for path in made:
+        click.echo(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
