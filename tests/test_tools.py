@@ -1,0 +1,117 @@
+"""The real tools' verdict: promtool, amtool and a Docker Compose v2 binary. Never skipped."""
+
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from conftest import REFERENCE, ROOT, need_tool, stackgen_cmd
+from stackgen import build, check
+
+
+@pytest.fixture(scope="module")
+def tools():
+    need_tool(check.find_promtool, "promtool", check.INSTALL["promtool"])
+    need_tool(check.find_amtool, "amtool", check.INSTALL["amtool"])
+    need_tool(check.find_compose, "Docker Compose", check.INSTALL["compose"])
+
+
+def _reference_copy(tmp_path):
+    """reference.yaml copied anywhere, with its secret files."""
+    d = tmp_path / "anywhere" / "deep"
+    (d / "secrets").mkdir(parents=True)
+    shutil.copy(REFERENCE, d / "platform.yaml")
+    for name in ("grafana_admin_password", "smtp_password", "slack_webhook_url"):
+        (d / "secrets" / name).write_text("placeholder\n")
+    return d / "platform.yaml"
+
+
+def _check(out):
+    return subprocess.run([*stackgen_cmd(), "check", "--out", str(out)], capture_output=True,
+                          text=True)
+
+
+def test_reference_spec_builds_and_checks(tools, tmp_path):
+    spec = _reference_copy(tmp_path)
+    out = tmp_path / "elsewhere" / "out"
+    proc = subprocess.run([*stackgen_cmd(), "build", str(spec), "--out", str(out)],
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    proc = _check(out)
+    assert proc.returncode == 0, proc.stdout
+    assert "0 failed" in proc.stdout
+    for name in ("promtool check config", "promtool check rules", "amtool check-config",
+                 "compose config"):
+        assert f"PASS  {name}" in proc.stdout
+
+
+def test_committed_generated_passes_check(tools):
+    proc = subprocess.run([*stackgen_cmd(), "check"], capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stdout
+
+
+def test_good_specs_check(tools, tmp_path):
+    folder = os.path.join(ROOT, "tests", "specs", "good")
+    specs = sorted(f for f in os.listdir(folder) if f.endswith(".yaml"))
+    assert specs
+    for name in specs:
+        out = tmp_path / name
+        res = build.build(os.path.join(folder, name), str(out), create_secrets=False)
+        assert not res.failed, (name, res.problems)
+        steps = check.run_all(str(out))
+        assert all(s.ok for s in steps), (name, [(s.name, s.output) for s in steps if not s.ok])
+
+
+def _built(tmp_path):
+    spec = _reference_copy(tmp_path)
+    out = tmp_path / "out"
+    assert not build.build(str(spec), str(out)).failed
+    return out
+
+
+def test_check_fails_on_broken_rule(tools, tmp_path):
+    out = _built(tmp_path)
+    rules = out / "prometheus/rules/hosts-nodes.yml"
+    rules.write_text(rules.read_text().replace("> 0.8", "> > 0.8", 1))
+    proc = _check(out)
+    assert proc.returncode == 1
+    assert "FAIL  promtool check rules" in proc.stdout
+    assert "hosts-nodes.yml" in proc.stdout
+
+
+def test_check_fails_on_broken_alertmanager_config(tools, tmp_path):
+    out = _built(tmp_path)
+    am = out / "alertmanager/alertmanager.yml"
+    am.write_text(am.read_text().replace("receiver: ml-team", "receiver: nobody"))
+    proc = _check(out)
+    assert proc.returncode == 1
+    assert "FAIL  amtool check-config" in proc.stdout
+
+
+def test_check_fails_on_broken_compose(tools, tmp_path):
+    out = _built(tmp_path)
+    compose = out / "compose.yaml"
+    text = compose.read_text()
+    assert "depends_on:\n    - prometheus\n" in text
+    compose.write_text(text.replace("depends_on:\n    - prometheus\n",
+                                    "depends_on:\n    - prometheus-typo\n"))
+    proc = _check(out)
+    assert proc.returncode == 1
+    assert "FAIL  compose config" in proc.stdout
+
+
+def test_check_names_a_missing_tool(tmp_path, monkeypatch):
+    monkeypatch.setattr(check, "find_amtool", lambda: None)
+    steps = check.check_alertmanager(str(tmp_path))
+    assert not steps[0].ok
+    assert "apt-get install --no-install-recommends prometheus-alertmanager" in steps[0].output
+
+
+def test_root_compose_includes_generated_stack(tools):
+    compose = check.find_compose()
+    proc = subprocess.run([compose, "-f", os.path.join(ROOT, "docker-compose.yml"), "config"],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    for svc in ("prometheus:", "alertmanager:", "grafana:", "node-exporter:", "cadvisor:"):
+        assert svc in proc.stdout
