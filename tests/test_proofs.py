@@ -1,0 +1,180 @@
+"""The generated proofs: every alert and route has a case, and the cases can fail."""
+
+import os
+import shutil
+
+import pytest
+import yaml
+
+from conftest import REFERENCE, SPEC, need_tool
+from stackgen import build, check
+from stackgen.build import compile_spec
+
+
+def _alert_identities(rule_files: dict) -> list[tuple]:
+    out = []
+    for data in rule_files.values():
+        for group in data["groups"]:
+            for rule in group["rules"]:
+                if "alert" in rule:
+                    out.append((rule["alert"], tuple(sorted(rule["labels"].items()))))
+    return out
+
+
+def _coverage(artifacts) -> tuple[dict, dict, set]:
+    by_path = {a.path: a for a in artifacts}
+    rules = {p: yaml.safe_load(a.content) for p, a in by_path.items()
+             if p.startswith("prometheus/rules/")}
+    fires, silent = {}, {}
+    for p, a in by_path.items():
+        if not p.startswith("prometheus/tests/"):
+            continue
+        data = yaml.safe_load(a.content)
+        for rf in data["rule_files"]:
+            assert os.path.normpath(os.path.join("prometheus/tests", rf)) in rules, rf
+        for case in data["tests"]:
+            for check_ in case["alert_rule_test"]:
+                name = check_["alertname"]
+                expected = {tuple(sorted((k, v) for k, v in e["exp_labels"].items()))
+                            for e in check_["exp_alerts"]}
+                for ident in _alert_identities(rules):
+                    if ident[0] != name:
+                        continue
+                    hit = any(set(ident[1]) <= set(e) for e in expected)
+                    (fires if hit else silent).setdefault(ident, []).append(case["name"])
+    return fires, silent, set(_alert_identities(rules))
+
+
+@pytest.mark.parametrize("spec", [SPEC, REFERENCE], ids=["stack", "reference"])
+def test_every_alert_has_a_firing_and_a_silent_case(spec):
+    _, artifacts, _ = compile_spec(spec, "generated")
+    fires, silent, alerts = _coverage(artifacts)
+    assert alerts
+    assert not [a for a in alerts if a not in fires], "alerts without a firing case"
+    assert not [a for a in alerts if a not in silent], "alerts without a silent case"
+
+
+@pytest.mark.parametrize("spec", [SPEC, REFERENCE], ids=["stack", "reference"])
+def test_every_route_has_a_routing_case(spec):
+    model, artifacts, _ = compile_spec(spec, "generated")
+    routing = yaml.safe_load(next(a for a in artifacts
+                                  if a.path == "alertmanager/tests/routing.test.yml").content)
+    names = [c["name"] for c in routing["cases"]]
+
+    def walk(routes):
+        for r in routes:
+            yield r
+            yield from walk(r.routes)
+
+    for r in walk(model.alerting.routes):
+        assert any(n.startswith(f"{r.path} (") for n in names), r.path
+    assert any("default receiver" in n for n in names)
+
+
+def test_slo_tiers_have_the_workbook_factors_and_windows():
+    from stackgen.generators import slo_rules
+
+    model, artifacts, _ = compile_spec(SPEC, "generated")
+    slo = next(s for g in model.groups for s in g.slos)
+    assert [(t.severity, t.factor, t.long, t.short) for t in slo_rules.tiers(slo)] == [
+        ("page", 14.4, "1h", "5m"), ("page", 6, "6h", "30m"),
+        ("ticket", 3, "1d", "2h"), ("ticket", 1, "3d", "6h")]
+    tests = next(a for a in artifacts if a.path == "prometheus/tests/slo-granite-llm.test.yml")
+    names = [c["name"] for c in yaml.safe_load(tests.content)["tests"]]
+    for kind in ("availability", "latency"):
+        for i, (f, long, short) in enumerate([(14.4, "1h", "5m"), (6, "6h", "30m"),
+                                              (3, "1d", "2h"), (1, "3d", "6h")]):
+            f = f"{f:g}"
+            assert any(f"{kind} SLO" in n and f"tier {i + 1} ({f}x over {long} and {short})" in n
+                       for n in names), (kind, i)
+        assert any(f"{kind} SLO" in n and "fires nothing" in n for n in names)
+
+
+def test_slo_windows_scale_with_the_slo_window():
+    from dataclasses import replace
+
+    from stackgen.generators import slo_rules
+
+    model, _, _ = compile_spec(SPEC, "generated")
+    slo = next(s for g in model.groups for s in g.slos)
+    week = slo_rules.tiers(replace(slo, window="7d"))
+    assert [(t.factor, t.long, t.short) for t in week] == [
+        (14.4, "14m", "1m"), (6, "1h24m", "7m"), (3, "5h36m", "28m"), (1, "16h48m", "1h24m")]
+
+
+# -- the proofs can fail ------------------------------------------------------------------
+@pytest.fixture
+def built(tmp_path):
+    need_tool(check.find_promtool, "promtool", check.INSTALL["promtool"])
+    need_tool(check.find_amtool, "amtool", check.INSTALL["amtool"])
+    d = tmp_path / "spec"
+    (d / "secrets").mkdir(parents=True)
+    shutil.copy(REFERENCE, d / "stack.yaml")
+    for name in ("grafana_admin_password", "smtp_password", "slack_webhook_url"):
+        (d / "secrets" / name).write_text("placeholder\n")
+    out = tmp_path / "out"
+    assert not build.build(str(d / "stack.yaml"), str(out)).failed
+    return out
+
+
+def _mutate(path, old, new):
+    text = path.read_text()
+    assert old in text, old
+    path.write_text(text.replace(old, new, 1))
+
+
+def _rule_steps(out):
+    return [s for s in check.test_rules(str(out)) if not s.ok]
+
+
+def test_proofs_pass_unmutated(built):
+    assert all(s.ok for s in check.test_rules(str(built)) + check.test_routes(str(built)))
+
+
+@pytest.mark.parametrize("old,new,alert", [
+    # threshold halved: the "just inside" value now crosses it
+    ('instance:node_memory_used:ratio{host_group="nodes"} > 0.85',
+     'instance:node_memory_used:ratio{host_group="nodes"} > 0.425', "HostMemoryHigh"),
+    # comparison flipped
+    ('service:model_data_drift_score:max{service="sales-forecasting"} > 0.15',
+     'service:model_data_drift_score:max{service="sales-forecasting"} < 0.15', "DataDriftHigh"),
+    # threshold of a `_below` alert raised past the healthy value
+    ('service:model_prediction_accuracy:min{service="sales-forecasting"} < 0.8',
+     'service:model_prediction_accuracy:min{service="sales-forecasting"} < 0.95',
+     "ModelAccuracyLow"),
+])
+def test_a_mutated_rule_fails_its_test_naming_the_alert(built, old, new, alert):
+    rules = next(p for p in (built / "prometheus/rules").iterdir() if old in p.read_text())
+    _mutate(rules, old, new)
+    failed = _rule_steps(built)
+    assert failed
+    assert any(f"alert {alert}:" in s.output for s in failed), [s.output for s in failed]
+
+
+def test_a_dropped_for_fails_the_short_breach_case(built):
+    rules = built / "prometheus/rules/hosts-nodes.yml"
+    data = yaml.safe_load(rules.read_text())
+    for rule in data["groups"][0]["rules"]:
+        if rule.get("alert") == "HostMemoryHigh":
+            rule["for"] = "0s"
+    rules.write_text(yaml.safe_dump(data, sort_keys=False))
+    failed = _rule_steps(built)
+    assert any("alert HostMemoryHigh:" in s.output and "silent before" in s.output
+               for s in failed)
+
+
+def test_a_mutated_route_fails_its_routing_case(built):
+    am = built / "alertmanager/alertmanager.yml"
+    _mutate(am, "  - receiver: ml-team", "  - receiver: ai-operations")
+    steps = check.test_routes(str(built))
+    assert not steps[0].ok
+    assert "routes[1] (component=\"ml_model\") -> ml-team" in steps[0].output
+
+
+def test_swapped_route_order_fails(built):
+    am = built / "alertmanager/alertmanager.yml"
+    data = yaml.safe_load(am.read_text())
+    data["route"]["routes"].reverse()
+    am.write_text(yaml.safe_dump(data, sort_keys=False))
+    steps = check.test_routes(str(built))
+    assert not steps[0].ok
