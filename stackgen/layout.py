@@ -13,6 +13,9 @@ from stackgen.model import GPUS, HOSTS, SERVICES, Group, Model
 
 UID_MAX = 40  # Grafana's limit for a dashboard uid
 
+# Words for a group kind in dashboard titles. Uids use `group.kind` itself, never these words,
+# so a title may be reworded without breaking a bookmarked /d/<uid> link (Grafana resolves the
+# uid; the title slug after it is cosmetic).
 KIND_TITLE = {HOSTS: "Hosts", GPUS: "GPUs", SERVICES: "Service"}
 
 # Panel ids in a group dashboard: KPI i is the panel `KPI_BASE + i`; its companion panel
@@ -20,7 +23,8 @@ KIND_TITLE = {HOSTS: "Hosts", GPUS: "GPUs", SERVICES: "Service"}
 KPI_BASE = 1
 COMPANION_BASE = 100
 SLO_BASE = 200
-# In the overview, KPI i of group g is the panel `OVERVIEW_BASE * (g + 1) + i`.
+# In the overview, KPI i of group g is the panel `OVERVIEW_BASE * (g + 1) + i`; the row header
+# of group g is `g + 1`, below OVERVIEW_BASE, so it never meets a KPI panel's id.
 OVERVIEW_BASE = 1000
 
 
@@ -65,6 +69,10 @@ def overview_panel_id(group_index: int, kpi_index: int) -> int:
     return OVERVIEW_BASE * (group_index + 1) + kpi_index
 
 
+def overview_row_id(group_index: int) -> int:
+    return group_index + 1
+
+
 def dashboard_url(model: Model, uid_: str, title: str, panel_id: int | None = None) -> str:
     url = f"{model.stack.grafana_url}/d/{uid_}/{slug(title)}"
     return url + (f"?viewPanel={panel_id}" if panel_id is not None else "")
@@ -90,12 +98,19 @@ def group_url(model: Model, group: Group) -> str | None:
     return None
 
 
-# The panels of SLO i in its group dashboard, in this order: SLO_BASE + 10 * i + k.
+# The panels of SLO i in its group dashboard, in this order: SLO_BASE + 10 * i + k; the row
+# header above them is SLO_BASE + 10 * i + 9, so new panels may be appended to SLO_PANELS
+# without moving it.
 SLO_PANELS = ("objective", "sli", "budget_remaining", "burn_rate")
+SLO_ROW = 9
 
 
 def slo_panel_id(slo_index: int, panel: str) -> int:
     return SLO_BASE + 10 * slo_index + SLO_PANELS.index(panel)
+
+
+def slo_row_id(slo_index: int) -> int:
+    return SLO_BASE + 10 * slo_index + SLO_ROW
 
 
 def slo_url(model: Model, group: Group, slo_index: int) -> str | None:

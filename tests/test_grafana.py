@@ -1,21 +1,34 @@
 """Grafana dashboards and provisioning: modern schema, valid queries, alert links that land."""
 
 import dataclasses
+import glob
 import json
+import os
+import re
 from urllib.parse import parse_qs, urlparse
 
 import promql_parser
 import pytest
 import yaml
 
-from conftest import SPEC
+from conftest import ROOT, SPEC
 from stackgen import layout
-from stackgen.generators import grafana_dashboards, grafana_provisioning
+from stackgen.generators import grafana_dashboards, grafana_provisioning, prometheus_rules, \
+    slo_rules
 from stackgen.model import Threshold
 from stackgen.spec import load
 
 PANEL_TYPES = {"timeseries", "stat", "gauge", "bargauge", "heatmap", "barchart"}
 DATASOURCE = {"type": "prometheus", "uid": "prometheus"}
+# Series a dashboard may read although no rule records them.
+BUILTIN_SERIES = {"up", "ALERTS", "ALERTS_FOR_STATE"}
+SPECS = [SPEC] + sorted(glob.glob(os.path.join(ROOT, "tests", "specs", "good", "*.yaml")))
+
+
+def load_with_dashboards(spec: str):
+    """The spec's model with both kinds of dashboard on, so none of it goes unchecked."""
+    m, _ = load(spec)
+    return dataclasses.replace(m, dashboards_overview=True, dashboards_per_group=True)
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +71,53 @@ def assert_lands(boards_: dict, url: str):
     if panel_id is not None:
         ids = {p["id"] for p in panels(boards_[uid])}
         assert panel_id in ids, f"{url}: no panel {panel_id} in {uid}"
+
+
+def rules(model) -> list:
+    """Every rule of every rule file, as generated."""
+    return [rule for _, data in prometheus_rules.rule_files(model)
+            for group in data["groups"] for rule in group["rules"]]
+
+
+def recorded(model) -> set:
+    return {rule["record"] for rule in rules(model) if "record" in rule}
+
+
+def metric_names(expr: str) -> set:
+    """The metric names a PromQL expression reads (also those given as {__name__="..."})."""
+    names = set()
+
+    def walk(node):
+        if isinstance(node, promql_parser.VectorSelector):
+            if node.name:
+                names.add(node.name)
+            for m in node.matchers.matchers:
+                if m.name == "__name__":
+                    names.add(m.value)
+        elif isinstance(node, promql_parser.MatrixSelector):
+            walk(node.vector_selector)
+        elif isinstance(node, promql_parser.BinaryExpr):
+            walk(node.lhs)
+            walk(node.rhs)
+        elif isinstance(node, promql_parser.Call):
+            for arg in node.args:
+                walk(arg)
+        elif isinstance(node, promql_parser.AggregateExpr):
+            walk(node.expr)
+            if node.param is not None:
+                walk(node.param)
+        elif isinstance(node, (promql_parser.ParenExpr, promql_parser.UnaryExpr,
+                               promql_parser.SubqueryExpr)):
+            walk(node.expr)
+
+    walk(promql_parser.parse(expr.replace("$instance", ".*")))
+    return names
+
+
+def test_metric_names_walk():
+    assert metric_names('1 - sum by (le) (rate(a_bucket{x="$instance"}[5m])) / on () '
+                        'group_left max_over_time(b[1h:5m]) or -(c) or {__name__="d"}') == \
+        {"a_bucket", "b", "c", "d"}
 
 
 def test_dashboards_are_modern(model):
@@ -121,6 +181,135 @@ def test_kpi_panels_match_the_model(model):
                 assert heatmap["options"]["yAxis"]["unit"] == "s"
         names = [v["name"] for v in board["templating"]["list"]]
         assert names == (["instance"] if group.kind in ("hosts", "gpus") else [])
+
+
+def test_every_rule_dashboard_url_lands(model):
+    """Every alert of every rule file (KPI, SLO, TargetDown, ...) that links a dashboard links
+    one that is generated, at a panel that exists; also with the overview alone."""
+    for m in (model, dataclasses.replace(model, dashboards_per_group=False)):
+        all_ = boards(m)
+        urls = [r["annotations"]["dashboard_url"] for r in rules(m)
+                if "dashboard_url" in r.get("annotations", {})]
+        assert urls
+        for url in urls:
+            assert url.startswith(m.stack.grafana_url + "/d/"), url
+            assert_lands(all_, url)
+    none = dataclasses.replace(model, dashboards_per_group=False, dashboards_overview=False)
+    assert not [r for r in rules(none) if "dashboard_url" in r.get("annotations", {})]
+
+
+def test_slo_alerts_open_their_burn_rate_panel(model):
+    all_ = boards(model)
+    alerts = [r for r in rules(model) if r.get("alert") == slo_rules.ALERT]
+    assert alerts
+    for group in model.groups:
+        board = all_[layout.group_uid(model, group)]
+        by_id = {p["id"]: p for p in panels(board)}
+        for i, slo in enumerate(group.slos):
+            sloth_id = slo_rules.sloth_id(group, slo)
+            mine = [a for a in alerts if a["labels"]["sloth_id"] == sloth_id]
+            assert {a["labels"]["sloth_severity"] for a in mine} == {"page", "ticket"}
+            for alert in mine:
+                uid, panel_id = linked_panel(alert["annotations"]["dashboard_url"])
+                assert (uid, panel_id) == (board["uid"], layout.slo_panel_id(i, "burn_rate"))
+                exprs = [t["expr"] for t in by_id[panel_id]["targets"]]
+                assert all(f'sloth_id="{sloth_id}"' in e for e in exprs)
+                assert "slo:current_burn_rate:ratio" in exprs[0]
+
+
+@pytest.mark.parametrize("spec", [s for s in SPECS if any(g.slos for g in load(s)[0].groups)],
+                         ids=os.path.basename)
+def test_slo_panels_match_the_model(spec):
+    model = load_with_dashboards(spec)
+    all_ = boards(model)
+    for group in model.groups:
+        board = all_[layout.group_uid(model, group)]
+        by_id = {p["id"]: p for p in panels(board)}
+        rows = [p for p in board["panels"] if p["type"] == "row"]
+        assert [r["id"] for r in rows] == [layout.slo_row_id(i) for i in range(len(group.slos))]
+        for i, slo in enumerate(group.slos):
+            sel = f'{{sloth_id="{slo_rules.sloth_id(group, slo)}"}}'
+            got = {name: by_id[layout.slo_panel_id(i, name)] for name in layout.SLO_PANELS}
+            assert [p["type"] for p in got.values()] == ["stat", "stat", "gauge", "timeseries"]
+            for panel in got.values():
+                assert slo.objective_text in panel["title"] and slo.window in panel["title"]
+            # Each SLO's row header comes right before its four panels, on one line.
+            order = [p["id"] for p in board["panels"]]
+            start = order.index(layout.slo_row_id(i))
+            assert order[start + 1:start + 5] == [p["id"] for p in got.values()]
+            assert len({p["gridPos"]["y"] for p in got.values()}) == 1
+            assert sum(p["gridPos"]["w"] for p in got.values()) == 24
+
+            objective = got["objective"]
+            assert objective["targets"][0]["expr"] == f"slo:objective:ratio{sel}"
+            assert objective["fieldConfig"]["defaults"]["unit"] == "percentunit"
+            assert objective["fieldConfig"]["defaults"]["decimals"] == 2
+
+            sli = got["sli"]
+            assert sli["targets"][0]["expr"] == f"1 - slo:sli_error:ratio_rate{slo.window}{sel}"
+            defaults = sli["fieldConfig"]["defaults"]
+            assert defaults["unit"] == "percentunit"
+            assert defaults["thresholds"]["steps"] == [
+                {"color": "red", "value": None}, {"color": "green", "value": slo.objective}]
+
+            budget = got["budget_remaining"]
+            assert budget["targets"][0]["expr"] == \
+                f"slo:period_error_budget_remaining:ratio{sel}"
+            assert budget["targets"][0]["instant"] is True
+            defaults = budget["fieldConfig"]["defaults"]
+            assert (defaults["unit"], defaults["min"], defaults["max"]) == ("percentunit", 0, 1)
+            assert [(s["color"], s["value"]) for s in defaults["thresholds"]["steps"]] == \
+                [("red", None), ("orange", 0), ("green", 0.25)]
+
+            burn = got["burn_rate"]
+            assert [t["expr"] for t in burn["targets"]] == [
+                f"slo:current_burn_rate:ratio{sel}", f"slo:period_burn_rate:ratio{sel}"]
+            assert [t["refId"] for t in burn["targets"]] == ["A", "B"]
+            assert all(t["legendFormat"] for t in burn["targets"])
+            assert burn["options"]["legend"]["showLegend"] is True
+            steps = burn["fieldConfig"]["defaults"]["thresholds"]["steps"]
+            assert {s["value"] for s in steps[1:]} == {t.factor for t in slo_rules.tiers(slo)}
+            page = {t.factor for t in slo_rules.tiers(slo) if t.severity == "page"}
+            for step in steps[1:]:
+                assert step["color"] == ("red" if step["value"] in page else "orange")
+            assert burn["fieldConfig"]["defaults"]["custom"]["thresholdsStyle"]["mode"] == \
+                "dashed"
+
+
+def test_slo_panel_ids_stay_apart():
+    ids = [layout.slo_panel_id(i, name) for i in range(3) for name in layout.SLO_PANELS] + \
+        [layout.slo_row_id(i) for i in range(3)]
+    assert len(ids) == len(set(ids))
+    assert min(ids) >= layout.SLO_BASE > layout.companion_panel_id(0)
+    assert max(ids) < layout.OVERVIEW_BASE
+    assert layout.overview_row_id(0) < layout.OVERVIEW_BASE
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=os.path.basename)
+def test_panels_read_only_recorded_series(spec):
+    """Dashboards read what the rules record (or Prometheus' own series), never raw metrics:
+    a renamed metric then breaks a rule test, not a dashboard silently. The one exception is
+    the response-time heatmap, which reads its KPI's histogram buckets."""
+    m = load_with_dashboards(spec)
+    known = recorded(m) | BUILTIN_SERIES
+    buckets = {}
+    for group in m.groups:
+        for i, kpi in enumerate(group.kpis):
+            if kpi.heatmap_expr:
+                buckets[(layout.group_uid(m, group), layout.companion_panel_id(i))] = \
+                    {f"{s.metric}_bucket" for s in kpi.inputs if s.kind == "histogram"}
+    for board in grafana_dashboards.dashboards(m):
+        for panel in panels(board):
+            for target in panel.get("targets", []):
+                allowed = known | buckets.get((board["uid"], panel["id"]), set())
+                names = metric_names(target["expr"])
+                assert names, target["expr"]
+                assert names <= allowed, \
+                    f"{board['uid']} panel {panel['id']}: {sorted(names - allowed)} not recorded"
+        for variable in board["templating"]["list"]:
+            selector = re.fullmatch(r"label_values\((.*), \w+\)", variable["definition"])
+            assert selector, variable["definition"]
+            assert metric_names(selector.group(1)) <= known, variable["definition"]
 
 
 def test_every_alert_link_lands_on_a_panel(model):

@@ -17,7 +17,9 @@ from grafanalib._gen import DashboardEncoder
 from stackgen import layout
 from stackgen.artifact import Artifact, to_json
 from stackgen.generators.grafana_provisioning import DATASOURCE_UID
-from stackgen.model import GPUS, HOSTS, Group, Kpi, Model
+from stackgen.generators import slo_rules
+from stackgen.model import GPUS, HOSTS, Group, Kpi, Model, Slo
+from stackgen.spec.units import fmt_number
 
 SCHEMA_VERSION = 41
 DATASOURCE = {"type": "prometheus", "uid": DATASOURCE_UID}
@@ -25,6 +27,7 @@ DIR = "grafana/dashboards"
 
 GRID_COLUMNS, PANEL_HEIGHT = 24, 8
 GROUP_PANEL_WIDTH, OVERVIEW_PANEL_WIDTH = 12, 8
+SLO_STAT_WIDTH, SLO_BURN_WIDTH = 4, 12  # three stats and the burn-rate graph fill one line
 REFRESH_INTERVALS = ["30s", "1m", "5m", "15m", "30m", "1h"]
 
 PANEL_CLASSES = {
@@ -52,8 +55,9 @@ def _plain(obj):
     return json.loads(json.dumps(obj, cls=DashboardEncoder, sort_keys=True))
 
 
-def _target(expr: str, legend: str, fmt: str = "time_series", instant: bool = False) -> dict:
-    data = _plain(gl.Target(expr=expr, legendFormat=legend, refId="A", format=fmt,
+def _target(expr: str, legend: str, fmt: str = "time_series", instant: bool = False,
+            ref_id: str = "A") -> dict:
+    data = _plain(gl.Target(expr=expr, legendFormat=legend, refId=ref_id, format=fmt,
                             instant=instant, datasource=DATASOURCE))
     data = {k: data[k] for k in TARGET_KEYS}
     data.update(editorMode="code", range=not instant)
@@ -278,10 +282,9 @@ def overview_links(model: Model, group: Group) -> tuple:
 def overview(model: Model) -> dict:
     grid, panels = Grid(), []
     for g, group in enumerate(model.groups):
-        # Row ids sit below layout.OVERVIEW_BASE, so they never meet a KPI panel's id.
-        panels.append(_panel("row", id=g + 1, title=f"{layout.KIND_TITLE[group.kind]} / "
-                             f"{group.name}", gridPos=gl.GridPos(**grid.full_width()),
-                             collapsed=False, panels=[]))
+        panels.append(_panel("row", id=layout.overview_row_id(g),
+                             title=f"{layout.KIND_TITLE[group.kind]} / {group.name}",
+                             gridPos=gl.GridPos(**grid.full_width()), collapsed=False, panels=[]))
         for i, kpi in enumerate(group.kpis):
             panels.append(kpi_panel(group, kpi, pid=layout.overview_panel_id(g, i),
                                     title=f"{group.name} · {kpi.title}",
@@ -306,9 +309,141 @@ def kpi_panels(group: Group, grid: Grid) -> list[dict]:
     return panels
 
 
+# --- SLO panels: Sloth's recordings, as slo_rules writes them ------------------------------
+
+SLO_KIND_TITLE = {"availability": "Availability", "latency": "Latency"}
+BUDGET_STEPS = [{"color": "red", "value": None}, {"color": "orange", "value": 0},
+                {"color": "green", "value": 0.25}]
+
+
+def slo_target_text(slo: Slo) -> str:
+    """"99.9% over 30d", "99% < 500ms over 30d"."""
+    under = f" < {slo.threshold_text}" if slo.kind == "latency" and slo.threshold_text else ""
+    return f"{slo.objective_text}{under} over {slo.window}"
+
+
+def slo_title(slo: Slo, what: str) -> str:
+    """Complete on its own, since alerts open the burn-rate panel alone (viewPanel)."""
+    return f"{SLO_KIND_TITLE.get(slo.kind, slo.kind.capitalize())} SLO · {what} " \
+           f"({slo_target_text(slo)})"
+
+
+def slo_good(slo: Slo) -> str:
+    if slo.kind == "latency" and slo.threshold_text:
+        return f"requests faster than {slo.threshold_text}"
+    return "requests without error"
+
+
+def slo_query(record: str, group: Group, slo: Slo) -> str:
+    return f'{record}{{sloth_id="{slo_rules.sloth_id(group, slo)}"}}'
+
+
+def slo_decimals(slo: Slo) -> int:
+    """Enough decimals to tell the SLI from its objective: one more than the objective has."""
+    text = fmt_number(round(slo.objective * 100, 9))
+    return max(2, len(text.partition(".")[2]) + 1)
+
+
+def slo_field_config(unit: str, steps: list, decimals: int | None = None, **extra) -> dict:
+    defaults = {"color": {"mode": "thresholds"}, "mappings": [],
+                "thresholds": {"mode": "absolute", "steps": steps}, "unit": unit, **extra}
+    if decimals is not None:
+        defaults["decimals"] = decimals
+    return {"defaults": defaults, "overrides": []}
+
+
+def burn_rate_steps(slo: Slo) -> list[dict]:
+    """A dashed line at each tier's burn-rate factor, coloured by the alert it belongs to."""
+    worst: dict[float, str] = {}
+    for tier in slo_rules.tiers(slo):
+        severity = slo_rules.SEVERITY[tier.severity]
+        if RANK[severity] > RANK[worst.get(tier.factor)]:
+            worst[tier.factor] = severity
+    return [{"color": "green", "value": None}] + \
+        [{"color": COLORS[worst[f]], "value": f} for f in sorted(worst)]
+
+
+def slo_panel(group: Group, i: int, slo: Slo, name: str, grid: dict) -> dict:
+    pid = layout.slo_panel_id(i, name)
+    budget = slo_rules.error_budget(slo)
+    shortest = slo_rules.windows(slo)[0]
+    if name == "objective":
+        return _panel(
+            "stat", id=pid, title=slo_title(slo, "objective"), gridPos=gl.GridPos(**grid),
+            description=f"Share of {slo_good(slo)} the SLO promises over {slo.window}; "
+                        f"the error budget is the rest ({budget}).\n\n"
+                        "Recording rule: `slo:objective:ratio`",
+            targets=[_target(slo_query("slo:objective:ratio", group, slo), "objective")],
+            field_config=slo_field_config("percentunit", [{"color": "text", "value": None}],
+                                          slo_decimals(slo)),
+            options={**options("stat"), "colorMode": "none", "graphMode": "none"})
+    if name == "sli":
+        record = f"slo:sli_error:ratio_rate{slo.window}"
+        return _panel(
+            "stat", id=pid, title=slo_title(slo, "SLI"),
+            gridPos=gl.GridPos(**grid),
+            description=f"Share of {slo_good(slo)} over the last {slo.window}: red below "
+                        f"the objective of {slo.objective_text}.\n\n"
+                        f"Recording rule: `{record}`",
+            targets=[_target(f"1 - {slo_query(record, group, slo)}", "SLI")],
+            field_config=slo_field_config(
+                "percentunit", [{"color": "red", "value": None},
+                                {"color": "green", "value": slo.objective}],
+                slo_decimals(slo)),
+            options=options("stat"))
+    if name == "budget_remaining":
+        record = "slo:period_error_budget_remaining:ratio"
+        return _panel(
+            "gauge", id=pid, title=slo_title(slo, "error budget left"),
+            gridPos=gl.GridPos(**grid),
+            description=f"Share of the {slo.window} error budget ({budget} of requests) not yet "
+                        "spent; below 0% once it is overspent (the gauge then shows empty, the "
+                        f"value stays negative).\n\nRecording rule: `{record}`",
+            targets=[_target(slo_query(record, group, slo), "budget left", instant=True)],
+            field_config=slo_field_config("percentunit", BUDGET_STEPS, 1, min=0, max=1),
+            options=options("gauge"))
+    if name == "burn_rate":
+        factors = ", ".join(f"{t.severity} {fmt_number(t.factor)}x over {t.long} and {t.short}"
+                            for t in slo_rules.tiers(slo))
+        defaults_custom = {
+            "drawStyle": "line", "fillOpacity": 10, "lineWidth": 1, "showPoints": "never",
+            "spanNulls": False, "thresholdsStyle": {"mode": "dashed"},
+        }
+        return _panel(
+            "timeseries", id=pid, title=slo_title(slo, "burn rate"), gridPos=gl.GridPos(**grid),
+            description=f"How fast the error budget burns: the error ratio divided by the budget "
+                        f"({budget}); 1x spends exactly the budget over {slo.window}. Dashed "
+                        f"lines: the alert tiers ({factors}); a tier fires when both of its "
+                        "windows burn faster than its factor.\n\n"
+                        "Recording rules: `slo:current_burn_rate:ratio`, "
+                        "`slo:period_burn_rate:ratio`",
+            targets=[
+                _target(slo_query("slo:current_burn_rate:ratio", group, slo),
+                        f"current ({shortest})"),
+                _target(slo_query("slo:period_burn_rate:ratio", group, slo),
+                        f"over {slo.window}", ref_id="B"),
+            ],
+            field_config={"defaults": {
+                "color": {"mode": "palette-classic"}, "custom": defaults_custom, "mappings": [],
+                "min": 0, "thresholds": {"mode": "absolute", "steps": burn_rate_steps(slo)},
+                "unit": "suffix:x", "decimals": 2,
+            }, "overrides": []},
+            options=options("timeseries"))
+    raise ValueError(f"unknown SLO panel {name!r}")
+
+
 def slo_panels(model: Model, group: Group, grid: Grid) -> list[dict]:
-    """The panels of group.slos (ids from layout.slo_panel_id); not drawn yet."""
-    return []
+    """Per SLO of the group, a row header and its layout.SLO_PANELS on one line."""
+    panels = []
+    for i, slo in enumerate(group.slos):
+        panels.append(_panel("row", id=layout.slo_row_id(i),
+                             title=f"{SLO_KIND_TITLE.get(slo.kind, slo.kind.capitalize())} SLO: "
+                                   f"{slo_target_text(slo)}",
+                             gridPos=gl.GridPos(**grid.full_width()), collapsed=False, panels=[]))
+        for name in layout.SLO_PANELS:
+            width = SLO_BURN_WIDTH if name == "burn_rate" else SLO_STAT_WIDTH
+            panels.append(slo_panel(group, i, slo, name, grid.place(width)))
+    return panels
 
 
 def instance_variables(group: Group) -> tuple:
