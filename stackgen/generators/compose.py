@@ -13,6 +13,11 @@ from stackgen.model import Model
 
 PATH = "compose.yaml"
 
+# Compose bind-mounts file secrets with their host owner and mode (0600 for the ones `build`
+# creates) and ignores `uid`/`gid`/`mode` outside Swarm, so a service that reads secrets runs
+# as a user that can read them: root by default, or yourself with STACKGEN_UID/STACKGEN_GID.
+SECRETS_USER = "${STACKGEN_UID:-0}:${STACKGEN_GID:-0}"
+
 
 def _health(url: str) -> dict:
     return {
@@ -69,6 +74,7 @@ def services(model: Model) -> dict:
     }
     am_secrets = _alertmanager_secrets(model)
     if am_secrets:
+        alertmanager["user"] = SECRETS_USER
         alertmanager["secrets"] = am_secrets
     env = {
         "GF_SECURITY_ADMIN_USER": s.grafana_admin_user,
@@ -91,6 +97,7 @@ def services(model: Model) -> dict:
     }
     if s.grafana_admin_password:
         env["GF_SECURITY_ADMIN_PASSWORD__FILE"] = s.grafana_admin_password.mount
+        grafana["user"] = SECRETS_USER
         grafana["secrets"] = [s.grafana_admin_password.name]
     node_exporter = {
         "image": img.node_exporter,

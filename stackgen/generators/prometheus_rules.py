@@ -164,8 +164,22 @@ def stack_rules(model: Model) -> list[dict]:
     ]
 
 
+_last: tuple = (None, None)  # (model, its rule files): several generators read them
+
+
 def rule_files(model: Model) -> list[tuple[str, dict]]:
-    """(file name, {"groups": [...]}) for every rule file, in a stable order."""
+    """(file name, {"groups": [...]}) for every rule file, in a stable order.
+
+    The result is shared by every caller for the same model: treat it as read-only."""
+    global _last
+    if _last[0] is model:
+        return _last[1]
+    files = _rule_files(model)
+    _last = (model, files)
+    return files
+
+
+def _rule_files(model: Model) -> list[tuple[str, dict]]:
     from stackgen.generators import slo_rules
 
     files = []
