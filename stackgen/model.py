@@ -95,13 +95,24 @@ class Slo:
 
 
 @dataclass(frozen=True)
+class KubernetesTarget:
+    """Kubernetes Services that a group's job scrapes in-cluster (a ServiceMonitor)."""
+
+    namespace: str
+    match_labels: tuple  # ((label, value), ...), sorted: the Services' selector
+    port: str  # name of the Services' metrics port
+    path: str = "/metrics"  # the group's metrics_path
+    scheme: str = "http"  # the group's scheme
+
+
+@dataclass(frozen=True)
 class Group:
     """A monitored group: a host group, a GPU group or a service. One scrape job each."""
 
     kind: str  # HOSTS | GPUS | SERVICES
     name: str
     job: str
-    targets: tuple
+    targets: tuple  # host:port static targets; empty when only `kubernetes` is given
     metrics_path: str = "/metrics"
     scheme: str = "http"
     labels: tuple = ()  # ((name, value), ...): user labels, added at scrape time
@@ -109,6 +120,7 @@ class Group:
     runbook_url: str | None = None
     kpis: tuple = ()  # of Kpi
     slos: tuple = ()  # of Slo
+    kubernetes: KubernetesTarget | None = None
 
     @property
     def group_label(self) -> str:

@@ -14,6 +14,7 @@ A reader finds the generator of any output file from its path alone:
 | grafana/dashboards/*.json            | grafana_dashboards        |
 | grafana/provisioning/**              | grafana_provisioning      |
 | compose.yaml                         | compose                   |
+| helm/<stack>/**                      | helm_chart                |
 | manifest.json                        | manifest (written last)   |
 """
 
@@ -33,6 +34,7 @@ GENERATORS = (
     "grafana_dashboards",
     "grafana_provisioning",
     "compose",
+    "helm_chart",
 )
 
 

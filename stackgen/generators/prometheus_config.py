@@ -19,6 +19,8 @@ STACK_TARGETS = {
 def scrape_jobs(model: Model) -> list[dict]:
     jobs = []
     for group in model.groups:
+        if not group.targets:
+            continue  # only `kubernetes:` Services: scraped in-cluster (the Helm chart) only
         job = {"job_name": group.job}
         if group.metrics_path != "/metrics":
             job["metrics_path"] = group.metrics_path

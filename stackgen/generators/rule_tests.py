@@ -83,7 +83,8 @@ class Case:
 
 # -- label and annotation expectations ----------------------------------------------------
 def scrape_labels(group: Group) -> dict:
-    return {"job": group.job, "instance": group.targets[0], **dict(group.target_labels)}
+    instance = group.targets[0] if group.targets else "10.0.0.1:9100"  # a Service's endpoint
+    return {"job": group.job, "instance": instance, **dict(group.target_labels)}
 
 
 def expected_alert(rule: dict, labels: dict, value: float) -> dict:

@@ -12,8 +12,9 @@ import re
 from stackgen import kpis as K
 from stackgen import matchers
 from stackgen.model import (
-    GPUS, HOSTS, SERVICES, Alerting, EmailConfig, Group, Images, Kpi, Model, PagerdutyConfig,
-    Receiver, Route, Secret, Series, SlackConfig, Slo, Smtp, Stack, Threshold, WebhookConfig,
+    GPUS, HOSTS, SERVICES, Alerting, EmailConfig, Group, Images, Kpi, KubernetesTarget, Model,
+    PagerdutyConfig, Receiver, Route, Secret, Series, SlackConfig, Slo, Smtp, Stack, Threshold,
+    WebhookConfig,
 )
 from stackgen.problems import ERROR, WARNING, Problem
 from stackgen.spec import units as U
@@ -211,11 +212,19 @@ class _Mapper:
         else:
             out = self.service_kpis(path, job, kd, window, group_labels)
         slos = self.slos(path, d.get("slos", {}), kd)
+        metrics_path, scheme = d.get("metrics_path", "/metrics"), d.get("scheme", "http")
+        kubernetes = None
+        if "kubernetes" in d:
+            k = d["kubernetes"]
+            kubernetes = KubernetesTarget(
+                namespace=k["namespace"], match_labels=tuple(sorted(
+                    k["selector"]["matchLabels"].items())),
+                port=k["port"], path=metrics_path, scheme=scheme)
         return Group(
-            kind=kind, name=name, job=job, targets=tuple(d["targets"]),
-            metrics_path=d.get("metrics_path", "/metrics"), scheme=d.get("scheme", "http"),
+            kind=kind, name=name, job=job, targets=tuple(d.get("targets", ())),
+            metrics_path=metrics_path, scheme=scheme,
             labels=labels, description=d.get("description", ""),
-            runbook_url=d.get("runbook_url"), kpis=tuple(out), slos=slos,
+            runbook_url=d.get("runbook_url"), kpis=tuple(out), slos=slos, kubernetes=kubernetes,
         )
 
     def service_kpis(self, path, job, kd, window, group_labels) -> list:

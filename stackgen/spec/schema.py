@@ -89,6 +89,10 @@ def _one(src: Source, err) -> Problem:
         missing = err.message.split("'")[1] if "'" in err.message else err.message
         return src.problem(path, "schema/required", f"{where}: missing required key {missing!r}",
                            at_key=True)
+    if v == "anyOf" and _required_choices(err.validator_value):
+        keys = " or ".join(repr(k) for k in _required_choices(err.validator_value))
+        return src.problem(path, "schema/required", f"{where}: missing required key: expected "
+                           f"{keys} (or both)", at_key=True)
     if "propertyNames" in err.schema_path:
         name = err.instance
         expected = _expected(err) or "a name matching [a-z][a-z0-9-]*"
@@ -133,6 +137,14 @@ def _one(src: Source, err) -> Problem:
                            f"{where}: expected at least {n} item{'s' if n != 1 else ''}, "
                            f"got {'an empty list' if not err.instance else len(err.instance)}")
     return src.problem(path, f"schema/{v}", f"{where}: {err.message}")
+
+
+def _required_choices(branches) -> list:
+    """The keys of an `anyOf` whose every branch only requires keys ("at least one of")."""
+    if not isinstance(branches, list) or not all(
+            isinstance(b, dict) and list(b) == ["required"] for b in branches):
+        return []
+    return [k for b in branches for k in b["required"]]
 
 
 def _best_in_context(err):
