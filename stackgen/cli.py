@@ -130,5 +130,42 @@ def init(spec, name, force):
         click.echo(f"wrote {path}")
 
 
+@main.command()
+@spec_arg
+@out_opt
+@click.option("--data-dir", type=click.Path(file_okay=False),
+              help="Keep runtime configs, data and logs here (default: a temp folder, removed "
+                   "on exit).")
+@click.option("--prometheus-port", type=int, default=0, help="Port on 127.0.0.1 (0: free).")
+@click.option("--alertmanager-port", type=int, default=0, help="Port on 127.0.0.1 (0: free).")
+@click.option("--node-exporter-port", type=int, default=0,
+              help="Port on 127.0.0.1 (0: free).")
+@click.option("--demo", is_flag=True,
+              help="Scrape a demo exporter (realistic values, incidents on demand) instead "
+                   "of the spec's targets.")
+def up(spec, out_dir, data_dir, prometheus_port, alertmanager_port, node_exporter_port, demo):
+    """Run the generated stack natively on 127.0.0.1 until Ctrl-C (no Docker)."""
+    from stackgen.runtime.native import Ports, up as run_up
+
+    ports = Ports(prometheus_port, alertmanager_port, node_exporter_port)
+    sys.exit(run_up(spec, out_dir, data_dir, ports, demo=demo, echo=click.echo))
+
+
+@main.command()
+@spec_arg
+@click.option("--keep", type=click.Path(file_okay=False),
+              help="Build, run and keep everything in this folder (default: a temp folder).")
+@click.option("--sabotage", hidden=True, metavar="rule[:GROUP/KPI]|route|panel",
+              help="Break the built files on purpose (tests).")
+@click.option("--only", hidden=True,
+              help="Comma-separated incidents to run (group/kpi, group/down), or 'none'.")
+def smoke(spec, keep, sabotage, only):
+    """Build SPEC for test, run it natively and check every target, rule, panel and alert."""
+    from stackgen.runtime import smoke as s
+
+    chosen = None if only is None else [x for x in only.split(",") if x and x != "none"]
+    sys.exit(s.main(spec, sabotage_kind=sabotage, only=chosen, keep=keep, echo=click.echo))
+
+
 if __name__ == "__main__":
     main()
