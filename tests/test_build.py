@@ -1,5 +1,6 @@
 """Golden files, determinism, atomic writes, lint: the build as a user sees it."""
 
+import json
 import os
 import shutil
 import subprocess
@@ -154,8 +155,6 @@ def test_lint_fails_after_a_spec_edit_without_rebuild(tmp_path, spec_copy):
 
 
 def test_lint_formats(tmp_path, spec_copy):
-    import json
-
     out = tmp_path / "out"
     build.build(str(spec_copy), str(out))
     (out / "compose.yaml").write_text("changed\n")
@@ -166,7 +165,7 @@ def test_lint_formats(tmp_path, spec_copy):
 
 
 def test_installed_package_ships_templates_and_schema(tmp_path):
-    """`pip install .` elsewhere works: templates and schema come from the package."""
+    """`pip install .` elsewhere works: templates, schema and every subpackage ship."""
     site = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
                     "--target", str(site), ROOT], check=True,
@@ -177,6 +176,17 @@ def test_installed_package_ships_templates_and_schema(tmp_path):
                           text=True, env={**os.environ, "PYTHONPATH": str(site)})
     assert proc.returncode == 0, proc.stderr
     assert "stackgen KPI spec" in proc.stdout
-    assert str(site) in subprocess.run(
-        [sys.executable, "-c", "import stackgen;print(stackgen.__file__)"], cwd=tmp_path,
-        capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(site)}).stdout
+    # Every package of the source tree is installed (an editable install of the checkout
+    # would otherwise hide a package that `pip install .` leaves out).
+    packages = sorted(os.path.relpath(d, ROOT).replace(os.sep, ".")
+                      for d, _, files in os.walk(os.path.join(ROOT, "stackgen"))
+                      if "__init__.py" in files)
+    code = (f"import importlib, json;print(json.dumps([importlib.import_module(p).__file__ "
+            f"for p in {packages!r}]))")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                          text=True, env={**os.environ, "PYTHONPATH": str(site)})
+    assert proc.returncode == 0, proc.stderr
+    files = json.loads(proc.stdout)
+    assert len(files) == len(packages) >= 4
+    outside = [f for f in files if not f.startswith(str(site))]
+    assert not outside, f"not installed by `pip install .`: {outside}"
