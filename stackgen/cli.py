@@ -153,6 +153,19 @@ def up(spec, out_dir, data_dir, prometheus_port, alertmanager_port, node_exporte
 
 @main.command()
 @spec_arg
+@click.option("--port", type=int, default=0,
+              help="First port on 127.0.0.1; each further target takes the next (0: free "
+                   "ports).")
+@click.option("--json", "as_json", is_flag=True, help="Print the endpoints as one JSON line.")
+def demo(spec, port, as_json):
+    """Serve every metric SPEC's KPIs read (healthy values, incidents on demand) until Ctrl-C."""
+    from stackgen.runtime.demo_exporter import serve
+
+    sys.exit(serve(spec, port, as_json, echo=click.echo))
+
+
+@main.command()
+@spec_arg
 @click.option("--keep", type=click.Path(file_okay=False),
               help="Build, run and keep everything in this folder (default: a temp folder).")
 @click.option("--sabotage", hidden=True, metavar="rule[:GROUP/KPI]|route|panel",

@@ -37,6 +37,9 @@ class Problem:
     def sort_key(self):
         return (self.file, self.pos.line, self.pos.col, self.check, self.message)
 
+    def __str__(self) -> str:
+        return f"{self.location()}: {self.severity}: {self.message} [{self.check}]"
+
     def location(self) -> str:
         if not self.file:
             return "stackgen"
@@ -71,7 +74,7 @@ def render_text(problems: Iterable[Problem], show_source: bool = True) -> str:
     cache: dict = {}
     out = []
     for p in problems:
-        out.append(f"{p.location()}: {p.severity}: {p.message} [{p.check}]")
+        out.append(str(p))
         src = _source_line(p.file, p.pos.line, cache) if show_source else None
         if src is not None:
             out.append(f"    {src}")

@@ -214,19 +214,36 @@ def test_demo_exporter_incidents_over_http(model):
     assert not [t for t in threading.enumerate() if t.name.startswith("demo-") and t.is_alive()]
 
 
-def test_demo_exporter_standalone(tmp_path):
+@pytest.mark.parametrize("cmd", [["demo"], ["-m", "stackgen.runtime.demo_exporter"]],
+                         ids=["stackgen-demo", "python-m"])
+def test_demo_exporter_standalone(tmp_path, cmd):
     spec = _copy(tmp_path, REFERENCE)
-    proc = subprocess.Popen([sys.executable, "-m", "stackgen.runtime.demo_exporter", str(spec),
-                             "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    argv = [*stackgen_cmd(), *cmd] if cmd == ["demo"] else [sys.executable, *cmd]
+    proc = subprocess.Popen([*argv, str(spec), "--json"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
     try:
         eps = json.loads(proc.stdout.readline())
         assert len(eps) == 6
+        assert all(e["address"].startswith("127.0.0.1:") for e in eps)
         status, body = _get(eps[0]["url"])
         assert status == 200 and b"node_cpu_seconds_total" in body
     finally:
         proc.send_signal(signal.SIGINT)
         assert proc.wait(10) == 0
+    assert not procs.port_open(int(eps[0]["address"].rsplit(":", 1)[1]))
+
+
+@pytest.mark.parametrize("command", ["demo", "up", "smoke"])
+def test_runtime_commands_reject_a_bad_spec_with_positions(tmp_path, command):
+    spec = _copy(tmp_path, REFERENCE)
+    spec.write_text(spec.read_text().replace("version: 1", "version: 7"))
+    proc = subprocess.run([*stackgen_cmd(), command, str(spec)], capture_output=True,
+                          text=True, timeout=30, cwd=tmp_path)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 2, out
+    assert f"{spec}:8:10: error: version: 7 is not allowed" in out
+    assert "[schema/const]" in out and "Traceback" not in out and "Problem(" not in out
+    assert sorted(os.listdir(tmp_path)) == ["spec"]  # nothing written
 
 
 # -- sinks --------------------------------------------------------------------------------

@@ -24,7 +24,8 @@ KPI just past its most severe threshold (or between warning and critical) until 
 Custom KPIs are driven by solving for their inputs with the steady-state evaluator
 (stackgen.runtime.steady), which keeps ratios such as cache hits / requests within 0..1.
 
-Standalone: `python -m stackgen.runtime.demo_exporter SPEC [--port N]` prints its endpoints.
+Standalone: `stackgen demo SPEC [--port N]` (or `python -m stackgen.runtime.demo_exporter`)
+prints its endpoints and serves until Ctrl-C.
 """
 
 from __future__ import annotations
@@ -1034,56 +1035,68 @@ def reserve_sockets(model: Model, host: str = "127.0.0.1") -> dict:
 
 
 # -- standalone ---------------------------------------------------------------------------
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(
-        prog="python -m stackgen.runtime.demo_exporter",
-        description="Serve every metric a spec's KPIs read, with healthy values and incidents "
-                    "on demand (POST /incident?kpi=<group>/<kpi>[&kind=...]).")
-    ap.add_argument("spec", nargs="?", default="specs/stack.yaml")
-    ap.add_argument("--port", type=int, default=0,
-                    help="first port; each further target takes the next (default: free ports)")
-    ap.add_argument("--json", action="store_true", help="print the endpoints as one JSON line")
-    args = ap.parse_args(argv)
-
-    from stackgen.problems import SpecError
+def serve(spec: str, first_port: int = 0, as_json: bool = False, echo=None) -> int:
+    """`stackgen demo`: serve SPEC's targets until Ctrl-C. Returns the exit code."""
+    from stackgen.problems import SpecError, render_text
     from stackgen.spec import load
 
+    def say(text: str, err: bool = False):
+        (echo or _print)(text, err=err)
+
     try:
-        model, _ = load(args.spec)
+        model, _ = load(spec)
     except SpecError as exc:
-        for p in exc.problems:
-            print(p, file=sys.stderr)
+        say(render_text(exc.problems).rstrip("\n"), err=True)
+        say(f"stackgen demo: {spec} is invalid", err=True)
         return 2
     ports = {}
-    if args.port:
-        n = itertools.count(args.port)
+    if first_port:
+        n = itertools.count(first_port)
         ports = {(g.name, i): next(n) for g in model.groups for i in range(len(g.targets))}
     exporter = DemoExporter(model, ports=ports)
     try:
         exporter.start()
     except OSError as exc:
-        print(f"demo exporter: cannot listen: {exc}", file=sys.stderr)
+        say(f"demo exporter: cannot listen: {exc}", err=True)
         return 1
     try:
         eps = exporter.endpoints()
-        if args.json:
-            print(json.dumps(eps), flush=True)
+        if as_json:
+            say(json.dumps(eps))
         else:
             for ep in eps:
-                print(f"{ep['group']:<20} {ep['target']:<24} {ep['url']}", flush=True)
+                say(f"{ep['group']:<20} {ep['target']:<24} {ep['url']}")
             first = eps[0]["address"] if eps else None
             if first:
-                print(f"incidents: POST http://{first}/incident?kpi=<group>/<kpi>[&kind=..."
-                      f"&severity=warning|critical] ; DELETE http://{first}/incident?id=N ; "
-                      f"GET http://{first}/incidents", flush=True)
+                say(f"incidents: POST http://{first}/incident?kpi=<group>/<kpi>[&kind=..."
+                    f"&severity=warning|critical] ; DELETE http://{first}/incident?id=N ; "
+                    f"GET http://{first}/incidents")
             for note in exporter.sim.notes:
-                print(f"note: {note}", flush=True)
+                say(f"note: {note}")
         while True:
             time.sleep(3600)
     except KeyboardInterrupt:
         return 0
     finally:
         exporter.stop()
+
+
+def _print(text: str, err: bool = False):
+    print(text, file=sys.stderr if err else sys.stdout, flush=True)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(
+        prog="python -m stackgen.runtime.demo_exporter",
+        description="Serve every metric a spec's KPIs read, with healthy values and incidents "
+                    "on demand (POST /incident?kpi=<group>/<kpi>[&kind=...]); the same as "
+                    "`stackgen demo`.")
+    ap.add_argument("spec", nargs="?", default="specs/stack.yaml")
+    ap.add_argument("--port", type=int, default=0,
+                    help="first port; each further target takes the next (default: free ports)")
+    ap.add_argument("--json", action="store_true", help="print the endpoints as one JSON line")
+    args = ap.parse_args(argv)
+    return serve(args.spec, args.port, args.json)
 
 
 if __name__ == "__main__":

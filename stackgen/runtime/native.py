@@ -369,13 +369,12 @@ def up(spec: str, out_dir: str, data_dir: str | None = None, ports: Ports | None
     """The `stackgen up` command: start, print, wait for Ctrl-C, stop. Returns the exit code."""
     echo = echo or _echo
     from stackgen.build import compile_spec
-    from stackgen.problems import SpecError
+    from stackgen.problems import SpecError, render_text
 
     try:
         model, artifacts, _ = compile_spec(spec, out_dir)
     except SpecError as exc:
-        for p in exc.problems:
-            echo(str(p), err=True)
+        echo(render_text(exc.problems).rstrip("\n"), err=True)
         echo(f"stackgen up: {spec} is invalid", err=True)
         return 2
     if not os.path.isfile(os.path.join(out_dir, PROM_CONFIG)):
