@@ -39,9 +39,28 @@ class Delivery:
 
 
 class _Recorder:
-    def __init__(self):
+    """A server on its own thread that records deliveries."""
+
+    def __init__(self, server, thread_name: str):
         self.deliveries: list[Delivery] = []
         self._cond = threading.Condition()
+        self.server = server
+        self.thread = threading.Thread(target=server.serve_forever,
+                                       kwargs={"poll_interval": 0.2}, daemon=True,
+                                       name=thread_name)
+
+    @property
+    def address(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"{host}:{port}"
+
+    def start(self):
+        self.thread.start()
+        return self
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
 
     def add(self, d: Delivery):
         with self._cond:
@@ -132,28 +151,11 @@ class WebhookSink(_Recorder):
     """POST /slack/<receiver>/<n>, /webhook/<receiver>/<n>, /pagerduty/<receiver>/<n>."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0):
-        super().__init__()
-        self.server = _HttpServer((host, port), _HttpHandler)
+        super().__init__(_HttpServer((host, port), _HttpHandler), "webhook-sink")
         self.server.recorder = self
-        self.thread = threading.Thread(target=self.server.serve_forever,
-                                       kwargs={"poll_interval": 0.2}, daemon=True,
-                                       name="webhook-sink")
-
-    @property
-    def address(self) -> str:
-        host, port = self.server.server_address[:2]
-        return f"{host}:{port}"
 
     def url(self, integration: str, receiver: str, index: int = 0) -> str:
         return f"http://{self.address}/{integration}/{receiver}/{index}"
-
-    def start(self):
-        self.thread.start()
-        return self
-
-    def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
 
 
 # -- SMTP ---------------------------------------------------------------------------------
@@ -271,21 +273,12 @@ class SmtpSink(_Recorder):
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, username: str | None = None,
                  password: str | None = None, rcpt_receivers: dict | None = None):
-        super().__init__()
+        super().__init__(_SmtpServer((host, port), _SmtpHandler), "smtp-sink")
         self.hostname = "smoke.stackgen.invalid"
         self.username, self.password = username, password
         self.rcpt_receivers = rcpt_receivers or {}  # address -> (receiver, index)
         self.auth_attempts: list = []
-        self.server = _SmtpServer((host, port), _SmtpHandler)
         self.server.sink = self
-        self.thread = threading.Thread(target=self.server.serve_forever,
-                                       kwargs={"poll_interval": 0.2}, daemon=True,
-                                       name="smtp-sink")
-
-    @property
-    def address(self) -> str:
-        host, port = self.server.server_address[:2]
-        return f"{host}:{port}"
 
     def deliver(self, mail_from: str, rcpts: list, data: bytes, authed):
         msg = email.message_from_bytes(data, policy=email.policy.default)
@@ -300,10 +293,3 @@ class SmtpSink(_Recorder):
                               {"from": mail_from, "to": rcpt, "subject": subject,
                                "authenticated_as": authed or None}, index))
 
-    def start(self):
-        self.thread.start()
-        return self
-
-    def stop(self):
-        self.server.shutdown()
-        self.server.server_close()

@@ -212,10 +212,8 @@ class _Eval:
                 out.append((_drop_name(lb), x))
             return out
         if name.endswith("_over_time"):
-            param = None
             if name == "quantile_over_time":
-                param = self.eval(args[0])
-                args = args[1:]
+                args = args[1:]  # every quantile of a steady gauge is its value
             out = []
             for lb, kind, v, rng in self.eval(args[0]):
                 if kind == COUNTER:
