@@ -477,6 +477,22 @@ def test_up_runs_on_loopback_and_stops_on_sigint(servers, tmp_path):
     assert _tree_digest(out) == before  # generated/ is never changed
 
 
+def test_up_names_every_missing_secret_file(tmp_path):
+    spec = _copy(tmp_path, SPEC)
+    out = tmp_path / "out"
+    subprocess.run([*stackgen_cmd(), "build", str(spec), "--out", str(out), "--no-secrets"],
+                   check=True, capture_output=True)
+    for name in ("smtp_password", "slack_webhook_url"):
+        (spec.parent / "secrets" / name).unlink()
+    proc = subprocess.run([*stackgen_cmd(), "up", str(spec), "--out", str(out), "--data-dir",
+                           str(tmp_path / "data")], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    for name in ("smtp_password", "slack_webhook_url"):
+        assert str(spec.parent / "secrets" / name) in proc.stderr
+    assert "stackgen build" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "data").exists()  # nothing started, nothing written
+
+
 def test_up_and_smoke_name_the_missing_package(tmp_path):
     spec = _copy(tmp_path, SPEC)
     out = tmp_path / "out"

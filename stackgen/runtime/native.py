@@ -381,6 +381,12 @@ def up(spec: str, out_dir: str, data_dir: str | None = None, ports: Ports | None
         echo(f"stackgen up: {out_dir}/ holds no generated stack; run `stackgen build {spec} "
              f"--out {out_dir}` first", err=True)
         return 2
+    missing = [s.path for s in model.secrets if not os.path.isfile(s.path)]
+    if missing:
+        echo(f"stackgen up: missing secret files: {', '.join(missing)}. The stack reads them "
+             f"at start; `stackgen build {spec}` creates placeholders (random, mode 0600), or "
+             f"write the real values into them.", err=True)
+        return 2
     stale = stale_files(out_dir, artifacts)
     if stale:
         echo(f"warning: {out_dir}/ differs from what {spec} generates ({', '.join(stale[:4])}"
