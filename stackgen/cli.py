@@ -136,10 +136,12 @@ def init(spec, name, force):
 @click.option("--data-dir", type=click.Path(file_okay=False),
               help="Keep runtime configs, data and logs here (default: a temp folder, removed "
                    "on exit).")
-@click.option("--prometheus-port", type=int, default=0, help="Port on 127.0.0.1 (0: free).")
-@click.option("--alertmanager-port", type=int, default=0, help="Port on 127.0.0.1 (0: free).")
-@click.option("--node-exporter-port", type=int, default=0,
-              help="Port on 127.0.0.1 (0: free).")
+@click.option("--prometheus-port", type=int, default=9090, show_default=True,
+              help="Port on 127.0.0.1 (0: any free port).")
+@click.option("--alertmanager-port", type=int, default=9093, show_default=True,
+              help="Port on 127.0.0.1 (0: any free port).")
+@click.option("--node-exporter-port", type=int, default=9100, show_default=True,
+              help="Port on 127.0.0.1 (0: any free port).")
 @click.option("--demo", is_flag=True,
               help="Scrape a demo exporter (realistic values, incidents on demand) instead "
                    "of the spec's targets.")

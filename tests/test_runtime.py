@@ -32,6 +32,7 @@ from stackgen.spec.source import load_file
 
 SECRETS = ("grafana_admin_password", "smtp_password", "slack_webhook_url")
 NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+FREE_PORTS = ("--prometheus-port", "0", "--alertmanager-port", "0", "--node-exporter-port", "0")
 
 
 @pytest.fixture(scope="module")
@@ -425,8 +426,8 @@ def test_up_runs_on_loopback_and_stops_on_sigint(servers, tmp_path):
     before = _tree_digest(out)
     data_dir = tmp_path / "data"
     proc = subprocess.Popen([*stackgen_cmd(), "up", str(spec), "--out", str(out), "--data-dir",
-                             str(data_dir)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
+                             str(data_dir), *FREE_PORTS], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
     pids = []
     lines = []
     try:
@@ -491,6 +492,41 @@ def test_up_names_every_missing_secret_file(tmp_path):
         assert str(spec.parent / "secrets" / name) in proc.stderr
     assert "stackgen build" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "data").exists()  # nothing started, nothing written
+
+
+def test_up_on_a_taken_port_says_so_and_leaves_nothing_running(servers, tmp_path):
+    spec = _copy(tmp_path, SPEC)
+    out = tmp_path / "out"
+    subprocess.run([*stackgen_cmd(), "build", str(spec), "--out", str(out)], check=True,
+                   capture_output=True)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = subprocess.run([*stackgen_cmd(), "up", str(spec), "--out", str(out),
+                               "--data-dir", str(tmp_path / "data"), *FREE_PORTS,
+                               "--prometheus-port", str(port)],
+                              capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert f"prometheus: port {port} on 127.0.0.1 is already in use" in proc.stderr
+    state = tmp_path / "data" / "runtime.json"
+    assert not state.exists()
+    assert _processes_using(tmp_path / "data") == []  # Alertmanager had started: stopped
+    assert "--prometheus-port (0: any free port)" in proc.stderr
+    assert "stopped Alertmanager, node_exporter\n" in proc.stdout
+
+
+def _processes_using(path) -> list:
+    """Processes whose command line names `path`."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                if str(path).encode() in fh.read():
+                    found.append(int(pid))
+        except OSError:
+            continue
+    return found
 
 
 def test_up_and_smoke_name_the_missing_package(tmp_path):

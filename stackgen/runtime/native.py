@@ -54,6 +54,8 @@ AM_FILE_FIELDS = {
     ("global", "slack_api_url_file"): ((0, 22, 0), "slack_api_url"),
 }
 UNTRIMMED_PASSWORD_BEFORE = (0, 26, 0)
+NAMES = {"prometheus": "Prometheus", "alertmanager": "Alertmanager",
+         "node_exporter": "node_exporter"}
 
 
 class UpError(RuntimeError):
@@ -307,7 +309,9 @@ class NativeStack:
         for attempt in range(3):
             p = port or procs.free_port()
             if fixed and procs.port_open(p):
-                raise StartError(f"{name}: port {p} on {LOOPBACK} is already in use")
+                raise StartError(f"{name}: port {p} on {LOOPBACK} is already in use; choose "
+                                 f"another with --{name.replace('_', '-')}-port (0: any free "
+                                 f"port)")
             proc = self.sup.start(name, cmd(p), os.path.join(self.data_dir, "logs",
                                                               f"{name}.log"))
             self.procs[name] = proc
@@ -418,10 +422,8 @@ def up(spec: str, out_dir: str, data_dir: str | None = None, ports: Ports | None
                 first = exporter.endpoints()[0]["address"] if exporter.endpoints() else None
                 if first:
                     echo(f"incidents: curl -X POST 'http://{first}/incident?kpi=<group>/<kpi>'")
-            names = {"prometheus": "Prometheus", "alertmanager": "Alertmanager",
-                     "node_exporter": "node_exporter"}
             for name, url in stack.urls.items():
-                echo(f"{names[name]:<14} {url}  (pid {stack.pids[name]})")
+                echo(f"{NAMES[name]:<14} {url}  (pid {stack.pids[name]})")
             echo(f"data in {stack.data_dir}{' (temporary)' if stack._temp else ''}; logs in "
                  f"{os.path.join(stack.data_dir, 'logs')}")
             echo(f"ready in {stack.started_in:.1f}s; press Ctrl-C to stop")
@@ -444,9 +446,10 @@ def up(spec: str, out_dir: str, data_dir: str | None = None, ports: Ports | None
             if stack is not None and stack.procs:
                 left = [f"{n} (pid {p.pid})" for n, p in stack.procs.items()
                         if procs.pid_running(p.pid)]
+                stopped = [NAMES[n] for n in ("prometheus", "alertmanager", "node_exporter")
+                           if n in stack.procs]
                 echo("stopped" + (f"; still running: {', '.join(left)}" if left else
-                                  " Prometheus, Alertmanager" +
-                                  (", node_exporter" if "node_exporter" in stack.procs else "")))
+                                  " " + ", ".join(stopped)))
 
 
 def _echo(text: str, err: bool = False):
