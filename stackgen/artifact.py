@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 
 import yaml
@@ -30,8 +31,15 @@ class _Dumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):
         return True
 
 
+# Plain scalars that YAML 1.2 (Go's parsers: Prometheus, Alertmanager, Helm) reads as numbers
+# or booleans, but YAML 1.1 (PyYAML) as strings, so PyYAML would leave them unquoted.
+_YAML12_NOT_STR = re.compile(
+    r"[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?|0o[0-7]+|0x[0-9a-fA-F]+"
+    r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN)|true|True|TRUE|false|False|FALSE|null|Null|NULL|~")
+
+
 def _str_representer(dumper, value: str):
-    style = "|" if "\n" in value else None
+    style = "|" if "\n" in value else ("'" if _YAML12_NOT_STR.fullmatch(value) else None)
     return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
 
 

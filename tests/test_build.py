@@ -7,12 +7,24 @@ import subprocess
 import sys
 
 import pytest
+import yaml
 
 from conftest import ROOT, SPEC, stackgen_cmd
 from stackgen import build, writer
 from stackgen.build import compile_spec
 
 GOLDEN = os.path.join(ROOT, "tests", "golden", "stack")
+
+
+@pytest.mark.parametrize("value", ["9890831690e9", "1e5", "0o17", "0x1F", "12", "1.5", ".5",
+                                   "-3", ".inf", "true", "False", "null", "~"])
+def test_yaml_quotes_strings_that_go_parsers_read_as_numbers(value):
+    from stackgen.artifact import to_yaml
+
+    text = to_yaml({"v": value, "list": [value]})
+    assert "'" in text.split("\n")[0] or '"' in text.split("\n")[0], text
+    assert yaml.safe_load(text) == {"v": value, "list": [value]}
+    assert to_yaml({"v": "9890831690ea"}) == "v: 9890831690ea\n"  # a plain string stays plain
 
 
 def test_golden_files(tmp_path, update_golden):

@@ -168,6 +168,31 @@ def test_chart_metadata(tools, built):
     assert all(m["severity"] < 2 for m in report["messages"]), report["messages"]
 
 
+def test_chart_app_version_that_reads_as_a_number_stays_a_string(tools, tmp_path):
+    """The spec hash is the chart's appVersion: `9890831690e9` is a float to Helm (YAML 1.2)."""
+    import hashlib
+    import re
+
+    text = open(SPEC, encoding="utf-8").read()
+    pad = next(i for i in range(200_000) if re.fullmatch(r"[0-9]+e[0-9]+", hashlib.sha256(
+        (text + f"# pad {i}\n").encode()).hexdigest()[:12]))
+    d = tmp_path / "spec"
+    (d / "secrets").mkdir(parents=True)
+    (d / "stack.yaml").write_text(text + f"# pad {pad}\n")
+    for name in SECRETS:
+        (d / "secrets" / name).write_text(SECRET_VALUE + "\n")
+    out = tmp_path / "out"
+    assert not build.build(str(d / "stack.yaml"), str(out), create_secrets=False).failed
+    chart = os.path.join(out, "helm", "ml-platform")
+    version = _load(os.path.join(chart, "Chart.yaml"))["appVersion"]
+    assert re.fullmatch(r"[0-9]+e[0-9]+", version)
+    report = check.find_helm().lint(chart, strict=True)
+    assert not report["errors"], report
+    assert all(m["severity"] < 2 for m in report["messages"]), report["messages"]
+    steps = [s for s in check.check_helm(str(out)) if not s.ok]
+    assert not steps, [(s.name, s.output) for s in steps]
+
+
 # -- kubernetes: targets ---------------------------------------------------------------------
 def _service(namespace, name, labels, ports):
     return {"apiVersion": "v1", "kind": "Service",
