@@ -7,6 +7,7 @@ import glob
 import json
 import os
 import shutil
+import subprocess
 
 import pytest
 import yaml
@@ -127,11 +128,46 @@ def test_alertmanager_config_is_the_compose_config(tools, built, which):
 
     expected = moved(_load(os.path.join(out, "alertmanager", "alertmanager.yml")))
     expected["templates"] = ["/etc/alertmanager/config/*.tmpl"]
-    assert yaml.safe_load(data["alertmanager.yaml"]) == expected
+    # By default kube-prometheus-stack's meta alerts go nowhere, as in its own config.
+    muted = json.loads(json.dumps(expected))
+    muted["route"]["routes"] = [{"receiver": "kube-prometheus-stack.null", "matchers": [
+        'alertname=~"Watchdog|InfoInhibitor"']}] + muted["route"].get("routes", [])
+    muted["receivers"].append({"name": "kube-prometheus-stack.null"})
+    muted["inhibit_rules"].append({"source_matchers": ['alertname="InfoInhibitor"'],
+                                   "target_matchers": ['severity="info"'],
+                                   "equal": ["namespace"]})
+    assert yaml.safe_load(data["alertmanager.yaml"]) == muted
+    plain = check.render_chart(chart, {"alertmanager": {"muteMetaAlerts": False}})
+    plain_data = next(iter(_of_kind(plain, "Secret").values()))["stringData"]
+    assert yaml.safe_load(plain_data["alertmanager.yaml"]) == expected
     with open(os.path.join(out, "alertmanager", "templates", "stackgen.tmpl"),
               encoding="utf-8") as fh:
         assert data["stackgen.tmpl"] == fh.read()
     assert set(data) == {"alertmanager.yaml", "stackgen.tmpl"}
+
+
+@pytest.mark.parametrize("which", ["stack", "reference"])
+def test_kube_prometheus_stack_meta_alerts_are_muted_by_default(tools, built, which, tmp_path):
+    """Watchdog fires forever by design: with the chart's config it must not page anyone
+    (unless muteMetaAlerts is false); every other alert routes as in the Compose stack."""
+    out = built(which)
+    chart = _chart(out, which)
+    compose = _load(os.path.join(out, "alertmanager", "alertmanager.yml"))
+    default = compose["route"]["receiver"]
+    for muted, watchdog in ((True, "kube-prometheus-stack.null"), (False, default)):
+        objects = check.render_chart(chart, {"alertmanager": {"muteMetaAlerts": muted}})
+        config = tmp_path / f"alertmanager-{muted}.yaml"
+        config.write_text(next(iter(_of_kind(objects, "Secret").values()))["stringData"][
+            "alertmanager.yaml"])
+        for labels, receiver in ((["alertname=Watchdog", "severity=none"], watchdog),
+                                 (["alertname=InfoInhibitor", "severity=none"], watchdog),
+                                 (["alertname=KubeJobFailed", "severity=warning"], default),
+                                 (["alertname=KubeJobFailed", "severity=critical"],
+                                  "critical-alerts")):
+            proc = subprocess.run(["amtool", "config", "routes", "test",
+                                   f"--config.file={config}", f"--verify.receivers={receiver}",
+                                   *labels], capture_output=True, text=True)
+            assert proc.returncode == 0, (muted, labels, proc.stdout + proc.stderr)
 
 
 @pytest.mark.parametrize("which", ["stack", "reference"])

@@ -18,6 +18,8 @@ because its secret file paths come from values: its own braces are escaped for H
 
 from __future__ import annotations
 
+import copy
+import difflib
 import re
 
 from stackgen.artifact import MARK, Artifact, to_yaml, tool_version
@@ -44,6 +46,9 @@ STATIC_TEMPLATES = {
 }
 
 _SENTINEL = "STACKGEN_SECRET_FILE({})"
+# kube-prometheus-stack's meta alerts, muted by default (values: alertmanager.muteMetaAlerts)
+NULL_RECEIVER = "kube-prometheus-stack.null"
+META_ALERTS = 'alertname=~"Watchdog|InfoInhibitor"'
 
 
 def chart_dir(model: Model) -> str:
@@ -79,12 +84,46 @@ def alertmanager_secrets(model: Model) -> list[tuple[Secret, str]]:
             for s in sorted(users, key=lambda s: s.name)]
 
 
+def with_meta_alerts_muted(cfg: dict) -> dict:
+    """`cfg` plus what kube-prometheus-stack's own Alertmanager config does with its meta
+    alerts: Watchdog (always firing, for a dead man's switch) and InfoInhibitor go to a
+    receiver that notifies nobody, and InfoInhibitor inhibits the info alerts of its
+    namespace. The receiver's name has a dot, which no spec receiver name can have."""
+    cfg = copy.deepcopy(cfg)
+    route = cfg["route"]
+    route["routes"] = [{"receiver": NULL_RECEIVER, "matchers": [META_ALERTS]}] + \
+        route.get("routes", [])
+    cfg["receivers"].append({"name": NULL_RECEIVER})
+    cfg.setdefault("inhibit_rules", []).append({
+        "source_matchers": ['alertname="InfoInhibitor"'],
+        "target_matchers": ['severity="info"'], "equal": ["namespace"]})
+    return cfg
+
+
+def _only_if(value: str, base: str, extended: str) -> str:
+    """`extended` (lines inserted into `base`) with every inserted block wrapped in
+    `{{- if <value> }} ... {{- end }}`, so the template renders `base` when it is false."""
+    a, b = base.splitlines(keepends=True), extended.splitlines(keepends=True)
+    out = []
+    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
+        if op == "equal":
+            out.extend(a[i1:i2])
+        elif op == "insert":
+            out.extend([f"{{{{- if {value} }}}}\n", *b[j1:j2], "{{- end }}\n"])
+        else:  # a bug: the extension must only add lines
+            raise RuntimeError(f"alertmanager.yaml: {value} changes lines instead of adding")
+    return "".join(out)
+
+
 def alertmanager_yaml(model: Model) -> str:
     """alertmanager.yaml as a Helm template: the Compose stack's config with every secret file
-    where kube-prometheus-stack mounts it (a helper reads the Secret's name from values)."""
+    where kube-prometheus-stack mounts it (a helper reads the Secret's name from values), and
+    kube-prometheus-stack's meta alerts muted unless values say otherwise."""
     cfg = alertmanager_config.config(model, secret_path=lambda s: _SENTINEL.format(s.name))
     cfg["templates"] = [f"{CONFIG_MOUNT}/*.tmpl"]
-    text = helm_escape(to_yaml(cfg, model.spec_name))
+    text = _only_if(".Values.alertmanager.muteMetaAlerts",
+                    helm_escape(to_yaml(cfg, model.spec_name)),
+                    helm_escape(to_yaml(with_meta_alerts_muted(cfg), model.spec_name)))
     for secret, _ in alertmanager_secrets(model):
         text = text.replace(_SENTINEL.format(secret.name),
                             '{{ include "stackgen.secretFile" (list . %s) }}'
