@@ -437,6 +437,36 @@ def _chart_rule_steps(out_dir: str, objects: list[dict], label: str) -> list[Ste
     return steps
 
 
+def _chart_alertmanager_step(objects: list[dict], label: str) -> Step:
+    """amtool check-config on the alertmanager.yaml of the rendered config Secret, with the
+    Secret's templates where the config says (moved from the operator's mount to a temp dir)."""
+    import yaml
+
+    name = f"amtool check-config ({label} Alertmanager config Secret)"
+    amtool = find_amtool()
+    if not amtool:
+        return missing(name, "amtool")
+    data = next((o.get("stringData") or {} for o in objects if o.get("kind") == "Secret"
+                 and "alertmanager.yaml" in (o.get("stringData") or {})), None)
+    if data is None:
+        return Step(name, False, [], "the chart renders no Secret with alertmanager.yaml")
+    with tempfile.TemporaryDirectory(prefix="stackgen-helm-am-") as tmp:
+        config = yaml.safe_load(data["alertmanager.yaml"])
+        config["templates"] = [os.path.join(tmp, os.path.basename(t))
+                               for t in config.get("templates") or []]
+        for key, value in data.items():
+            if key != "alertmanager.yaml":
+                with open(os.path.join(tmp, key), "w", encoding="utf-8") as fh:
+                    fh.write(value)
+        path = os.path.join(tmp, "alertmanager.yaml")
+        with open(path, "w", encoding="utf-8") as fh:
+            yaml.safe_dump(config, fh, sort_keys=False, allow_unicode=True)
+        with _checkable_alertmanager_config(amtool, path) as usable:
+            step = run(name, [amtool, "check-config", usable])
+            step.note = _note(usable, path)
+    return step
+
+
 def check_helm(out_dir: str) -> list[Step]:
     """Each Helm chart under helm/: `helm lint --strict`, `helm template`, every rendered
     object validated (core kinds by kubernetes-validate, Operator kinds by their CRD's
@@ -469,6 +499,7 @@ def check_helm(out_dir: str) -> list[Step]:
         steps.append(Step(f"CRD schemas {label} (Prometheus Operator v0.93.0 objects)",
                           not errors, [], "\n".join(errors)))
         steps.extend(_chart_rule_steps(out_dir, objects, label))
+        steps.append(_chart_alertmanager_step(objects, label))
     return steps
 
 

@@ -439,3 +439,16 @@ def test_check_helm_fails_on_a_broken_chart(tools, built, tmp_path):
                               "promtool test rules (helm/k8s-apps PrometheusRules, 5 files)"]
     assert "'intervall' was unexpected" in failed[sorted(failed)[0]]
     assert "alert HostCpuHigh" in failed[sorted(failed)[1]]
+
+
+def test_check_helm_runs_amtool_on_the_chart_alertmanager_config(tools, built, tmp_path):
+    out = tmp_path / "out"
+    shutil.copytree(built("stack"), out)
+    template = out / "helm" / "ml-platform" / "templates" / "alertmanager-config.yaml"
+    steps = {s.name: s for s in check.check_helm(str(out))}
+    name = "amtool check-config (helm/ml-platform Alertmanager config Secret)"
+    assert steps[name].ok, steps[name].output
+    template.write_text(template.read_text().replace("receiver: ml-team", "receiver: ml-tem"))
+    failed = {s.name: s.output for s in check.check_helm(str(out)) if not s.ok}
+    assert list(failed) == [name]
+    assert 'undefined receiver "ml-tem"' in failed[name]
