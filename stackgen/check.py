@@ -110,14 +110,24 @@ def failed_promtool_cases(output: str) -> list[str]:
     return out
 
 
+REBUILD = "run `stackgen build` to write it (and commit it)"
+
+
 def test_rules(out_dir: str) -> list[Step]:
+    """`promtool test rules` on every test file; a rule file without its tests fails."""
     promtool = find_promtool()
     tests = sorted(glob.glob(os.path.join(out_dir, "prometheus", "tests", "*.test.yml")))
-    if not tests:
-        return []
-    if not promtool:
-        return [missing("promtool test rules", "promtool")]
     steps = []
+    for rules in sorted(glob.glob(os.path.join(out_dir, "prometheus", "rules", "*.yml"))):
+        name = os.path.basename(rules)[:-len(".yml")] + ".test.yml"
+        if not os.path.exists(os.path.join(out_dir, "prometheus", "tests", name)):
+            steps.append(Step(f"promtool test rules {name}", False, [], (
+                f"missing: the tests for prometheus/rules/{os.path.basename(rules)} "
+                f"(prometheus/tests/{name}); {REBUILD}")))
+    if not tests:
+        return steps
+    if not promtool:
+        return steps + [missing("promtool test rules", "promtool")]
     for path in tests:
         step = run(f"promtool test rules {os.path.basename(path)}",
                    [promtool, "test", "rules", path])
@@ -136,6 +146,10 @@ def test_routes(out_dir: str) -> list[Step]:
 
     path = os.path.join(out_dir, "alertmanager", "tests", "routing.test.yml")
     if not os.path.exists(path):
+        if os.path.exists(os.path.join(out_dir, "alertmanager", "alertmanager.yml")):
+            return [Step("amtool config routes test", False, [], (
+                f"missing: the routing tests of alertmanager/alertmanager.yml "
+                f"(alertmanager/tests/routing.test.yml); {REBUILD}"))]
         return []
     amtool = find_amtool()
     if not amtool:

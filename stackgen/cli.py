@@ -89,8 +89,15 @@ def lint(spec, out_dir, strict, fmt):
 @out_opt
 def check(out_dir):
     """Run promtool, amtool and Docker Compose on the generated files."""
+    import os
+
     from stackgen import check as c
 
+    if not os.path.isfile(os.path.join(out_dir, "prometheus", "prometheus.yml")):
+        click.echo(f"stackgen check: {out_dir} holds no generated stack (no "
+                   f"prometheus/prometheus.yml); run `stackgen build --out {out_dir}` first",
+                   err=True)
+        sys.exit(EXIT_INVALID)
     steps = c.run_all(out_dir)
     for step in steps:
         click.echo(f"{'PASS' if step.ok else 'FAIL'}  {step.name}")

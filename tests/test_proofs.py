@@ -178,3 +178,15 @@ def test_swapped_route_order_fails(built):
     am.write_text(yaml.safe_dump(data, sort_keys=False))
     steps = check.test_routes(str(built))
     assert not steps[0].ok
+
+
+def test_check_fails_when_a_proof_file_is_missing(built):
+    (built / "prometheus/tests/hosts-nodes.test.yml").unlink()
+    (built / "alertmanager/tests/routing.test.yml").unlink()
+    failed = {s.name: s.output for s in check.test_rules(str(built)) + check.test_routes(str(built))
+              if not s.ok}
+    assert "promtool test rules hosts-nodes.test.yml" in failed
+    assert "tests for prometheus/rules/hosts-nodes.yml" in \
+        failed["promtool test rules hosts-nodes.test.yml"]
+    assert any(name.startswith("amtool config routes test") for name in failed)
+    assert "stackgen build" in "".join(failed.values())

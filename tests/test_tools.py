@@ -115,3 +115,15 @@ def test_root_compose_includes_generated_stack(tools):
     assert proc.returncode == 0, proc.stderr
     for svc in ("prometheus:", "alertmanager:", "grafana:", "node-exporter:", "cadvisor:"):
         assert svc in proc.stdout
+
+
+@pytest.mark.parametrize("what", ["missing", "empty"])
+def test_check_of_a_folder_without_a_stack_says_so(tmp_path, what):
+    out = tmp_path / "out"
+    if what == "empty":
+        out.mkdir()
+    proc = subprocess.run([*stackgen_cmd(), "check", "--out", str(out)], capture_output=True,
+                          text=True)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert f"{out} holds no generated stack" in proc.stderr and "stackgen build" in proc.stderr
