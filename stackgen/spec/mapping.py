@@ -171,14 +171,28 @@ class _Mapper:
             quantile=d.get("quantile", 0.95) if kind == "response_time" else None,
         )
 
-    def promql(self, path, expr: str, what: str) -> bool:
+    def promql(self, path, expr: str, what: str, instant: bool = False) -> bool:
+        """Whether `expr` parses (and, with `instant`, gives an instant vector or a scalar,
+        as a recording rule and an alert need)."""
         try:
             import promql_parser
 
-            promql_parser.parse(expr)
+            node = promql_parser.parse(expr)
         except ValueError as exc:
             detail = str(exc).strip().splitlines()[0] if str(exc).strip() else "parse error"
             self.error(path, "promql/parse", f"{what} is not valid PromQL: {detail}")
+            return False
+        while type(node).__name__ == "ParenExpr":
+            node = node.expr
+        kind = type(node).__name__
+        if instant and kind in ("MatrixSelector", "SubqueryExpr"):
+            self.error(path, "promql/type", f"{what} is a range vector; a recording rule and an "
+                       "alert need an instant vector or a scalar (wrap it in a function such as "
+                       "rate(...) or max_over_time(...))")
+            return False
+        if instant and kind == "StringLiteral":
+            self.error(path, "promql/type", f"{what} is a string; a recording rule and an alert "
+                       "need an instant vector or a scalar")
             return False
         return True
 
@@ -232,6 +246,13 @@ class _Mapper:
         kp = path + ("kpis",)
         if "response_time" in kd:
             d = kd["response_time"]
+            base, _, suffix = d["histogram"].rpartition("_")
+            if suffix in ("bucket", "count", "sum") and base:
+                self.error(kp + ("response_time", "histogram"), "kpis/histogram",
+                           f"histogram {d['histogram']!r} names one series of a histogram; "
+                           f"expected the histogram's name without _{suffix}; did you mean "
+                           f"{base!r}?")
+                return out
             out.append(self.kpi(SERVICES, kp + ("response_time",), "response_time",
                                 "response_time", d, K.response_time(
                                     job, window, d["histogram"], d.get("quantile", 0.95)),
@@ -266,7 +287,8 @@ class _Mapper:
                            f"custom[{seen[cname]}])")
                 continue
             seen[cname] = i
-            if not self.promql(cp + ("expr",), c["expr"], f"custom KPI {cname!r} expr"):
+            if not self.promql(cp + ("expr",), c["expr"], f"custom KPI {cname!r} expr",
+                               instant=True):
                 continue
             title = c.get("description") or cname.replace("_", " ").capitalize()
             out.append(self.kpi(SERVICES, cp, "custom", cname, c, K.custom(
@@ -383,6 +405,7 @@ class _Mapper:
             self.error(("alerting", "default_receiver"), "routes/receiver",
                        f"default_receiver {default!r} is not a receiver{did_you_mean(default, names)}"
                        f" (receivers: {', '.join(names) or 'none'})")
+        self.positive_intervals(a, ("alerting",))
         used = {default}
         routes = self.routes(a.get("routes", []), ("alerting", "routes"), names, used)
         unknown = used - set(names)  # already reported: a typo there makes its target look unused
@@ -398,11 +421,21 @@ class _Mapper:
             resolve_timeout=a.get("resolve_timeout", "5m"), smtp=smtp,
         )
 
+    def positive_intervals(self, d: dict, path: tuple) -> None:
+        """Alertmanager refuses a zero group_interval or repeat_interval."""
+        for key, example in (("group_interval", "5m"), ("repeat_interval", "4h")):
+            if key in d and not U.is_duration(d[key]):
+                self.error(path + (key,), "values/duration",
+                           f"{_path_text(path + (key,))}: {d[key]!r} is a zero duration; "
+                           f"Alertmanager refuses it; expected a positive duration such as "
+                           f"{example}")
+
     def routes(self, items, path, names, used, prefix="routes") -> tuple:
         out = []
         for i, r in enumerate(items):
             rp = path + (i,)
             label = f"{prefix}[{i}]"
+            self.positive_intervals(r, rp)
             if r["receiver"] not in names:
                 self.error(rp + ("receiver",), "routes/receiver",
                            f"alerting.{label} sends to unknown receiver {r['receiver']!r}"
@@ -427,6 +460,9 @@ class _Mapper:
 
     # -- all ------------------------------------------------------------------------------
     def model(self, d: dict, spec_sha: str, spec_name: str) -> Model:
+        if isinstance(d.get("version"), float):
+            self.error(("version",), "schema/const", f"version: {d['version']} is not allowed; "
+                       "expected 1 (the only supported version)")
         stack = self.stack(d)
         groups = []
         jobs: dict = {j: None for j in STACK_JOBS}
