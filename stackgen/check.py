@@ -154,13 +154,15 @@ def test_routes(out_dir: str) -> list[Step]:
     amtool = find_amtool()
     if not amtool:
         return [missing("amtool config routes test", "amtool")]
+    from stackgen.generators.rule_tests import label_value
+
     with open(path, encoding="utf-8") as fh:
         spec = yaml.safe_load(fh)
     config = os.path.normpath(os.path.join(os.path.dirname(path), spec["config"]))
     failures, outputs = [], []
     with _checkable_alertmanager_config(amtool, config) as usable:
         for case in spec["cases"]:
-            labels = [f"{k}={v}" for k, v in case["labels"].items()]
+            labels = [f"{k}={label_value(v)}" for k, v in case["labels"].items()]
             cmd = [amtool, "config", "routes", "test", f"--config.file={usable}",
                    f"--verify.receivers={','.join(case['receivers'])}", *labels]
             step = run(case["name"], cmd)

@@ -41,8 +41,14 @@ def _fmt(x: float) -> str:
     return fmt_number(float("%.10g" % x))
 
 
+def label_value(value: str) -> str:
+    """A label value as a quoted PromQL string (backslashes, quotes, newlines escaped)."""
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'"{escaped}"'
+
+
 def series_text(metric: str, labels: dict) -> str:
-    inner = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    inner = ",".join(f"{k}={label_value(v)}" for k, v in sorted(labels.items()))
     return f"{metric}{{{inner}}}"
 
 
