@@ -74,8 +74,9 @@ def _of_kind(objects, kind):
 
 @pytest.mark.parametrize("which", ["stack", "reference", "kubernetes"])
 def test_chart_passes_every_check(tools, built, which):
-    """helm lint (strict), helm template, kubernetes-validate, the CRD schemas, and promtool
-    `check rules` + `test rules` (the Compose stack's tests) on the rendered rule groups."""
+    """helm lint (strict), helm template, kubernetes-validate, the CRD schemas, promtool
+    `check rules` + `test rules` (the Compose stack's tests) on the rendered rule groups, and
+    amtool on the rendered Alertmanager config."""
     out = built(which)
     steps = check.check_helm(out)
     label = f"helm/{SPECS[which][1]}"
@@ -86,6 +87,7 @@ def test_chart_passes_every_check(tools, built, which):
         f"promtool check rules ({label} PrometheusRules)",
         f"promtool test rules ({label} PrometheusRules, "
         f"{len(glob.glob(os.path.join(out, 'prometheus', 'tests', '*.test.yml')))} files)",
+        f"amtool check-config ({label} Alertmanager config Secret)",
     ]
     assert all(s.ok for s in steps), [(s.name, s.output) for s in steps if not s.ok]
 
