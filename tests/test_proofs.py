@@ -163,6 +163,25 @@ def test_a_dropped_for_fails_the_short_breach_case(built):
                for s in failed)
 
 
+@pytest.mark.parametrize("alert,rules_file,new_for", [
+    ("HostMemoryHigh", "hosts-nodes.yml", "6m"),      # 5m -> one minute longer
+    ("HostMemoryHigh", "hosts-nodes.yml", "4m"),      # 5m -> one minute shorter
+    ("HostDiskSpaceLow", "hosts-nodes.yml", "12m"),   # 10m -> longer
+    ("DataDriftHigh", "services-sales-forecasting.yml", "16m"),
+])
+def test_a_gauge_alert_with_another_for_fails_its_test(built, alert, rules_file, new_for):
+    """Gauge KPIs cross their threshold the minute the input does: the cases pin `for`."""
+    rules = built / "prometheus/rules" / rules_file
+    data = yaml.safe_load(rules.read_text())
+    for group in data["groups"]:
+        for rule in group["rules"]:
+            if rule.get("alert") == alert:
+                rule["for"] = new_for
+    rules.write_text(yaml.safe_dump(data, sort_keys=False))
+    failed = _rule_steps(built)
+    assert any(f"alert {alert}:" in s.output for s in failed), [s.output for s in failed]
+
+
 def test_a_mutated_route_fails_its_routing_case(built):
     am = built / "alertmanager/alertmanager.yml"
     _mutate(am, "  - receiver: ml-team", "  - receiver: ai-operations")

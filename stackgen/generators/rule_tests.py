@@ -5,8 +5,9 @@ For every threshold alert:
 
 - "breach": the KPI sits at a baseline that no threshold of the alert crosses until `tb`,
   then crosses the threshold. One `for` minus a minute after `tb` nothing fires yet (a breach
-  shorter than `for` stays silent); once the rate window has filled and `for` has passed,
-  exactly the expected alerts fire, with their labels and annotations.
+  shorter than `for` stays silent); exactly `for` after `tb` (gauge KPIs) or once the rate
+  window has filled and `for` has passed (rate-based KPIs), exactly the expected alerts
+  fire, with their labels and annotations.
 - "inside": the KPI moves from the baseline to just inside the threshold; that alert stays
   silent (alerts of the same name whose thresholds the value does cross are expected).
 
@@ -259,12 +260,19 @@ def crosses(t: Threshold, v: float) -> bool:
     return v < t.value if t.below else v > t.value
 
 
+# KPI kinds whose value follows its input gauges at once (no rate window)
+INSTANT_KINDS = ("memory", "disk", "gpu_utilization", "gpu_memory", "drift", "accuracy")
+
+
 # -- cases --------------------------------------------------------------------------------
 def kpi_cases(model: Model, group: Group, index: int, kpi: Kpi) -> list[Case]:
     window = minutes(model.stack.rate_window)
     for_m = minutes(kpi.for_)
     tb = window + 3  # the baseline fills a whole rate window before anything changes
-    fire_at = tb + window + for_m + 1
+    # A gauge KPI crosses the minute its input does, so the alert must fire exactly `for`
+    # later (a longer `for` fails the case); a rate()-based one crosses while the rate window
+    # fills, so it is checked once the window is full.
+    fire_at = tb + for_m if kpi.kind in INSTANT_KINDS else tb + window + for_m + 1
     total = fire_at + 1
     labels = kpi_labels(group, kpi)
     cases = []
