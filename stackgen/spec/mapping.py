@@ -252,11 +252,11 @@ class _Mapper:
                            f"histogram {d['histogram']!r} names one series of a histogram; "
                            f"expected the histogram's name without _{suffix}; did you mean "
                            f"{base!r}?")
-                return out
-            out.append(self.kpi(SERVICES, kp + ("response_time",), "response_time",
-                                "response_time", d, K.response_time(
-                                    job, window, d["histogram"], d.get("quantile", 0.95)),
-                                group_labels))
+            else:
+                out.append(self.kpi(SERVICES, kp + ("response_time",), "response_time",
+                                    "response_time", d, K.response_time(
+                                        job, window, d["histogram"], d.get("quantile", 0.95)),
+                                    group_labels))
         if "throughput" in kd:
             d = kd["throughput"]
             out.append(self.kpi(SERVICES, kp + ("throughput",), "throughput", "throughput", d,
