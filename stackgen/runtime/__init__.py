@@ -14,3 +14,11 @@
 
 Nothing here changes the generated folder: every mapping is written to a runtime copy.
 """
+
+import sys
+
+
+def echo(text: str, err: bool = False) -> None:
+    """Print a line at once (stdout, or stderr with `err`): the default reporter of the
+    runtime commands, which the CLI replaces with click.echo."""
+    print(text, file=sys.stderr if err else sys.stdout, flush=True)

@@ -50,6 +50,7 @@ from prometheus_client.utils import floatToGoString
 
 from stackgen.generators.rule_tests import _error_label_values, baseline, beyond, crosses
 from stackgen.model import GPUS, HOSTS, SERVICES, Group, Kpi, Model, Threshold
+from stackgen import runtime
 from stackgen.runtime import steady
 
 GIB = 2**30
@@ -1040,8 +1041,7 @@ def serve(spec: str, first_port: int = 0, as_json: bool = False, echo=None) -> i
     from stackgen.problems import SpecError, render_text
     from stackgen.spec import load
 
-    def say(text: str, err: bool = False):
-        (echo or _print)(text, err=err)
+    say = echo or runtime.echo
 
     try:
         model, _ = load(spec)
@@ -1079,10 +1079,6 @@ def serve(spec: str, first_port: int = 0, as_json: bool = False, echo=None) -> i
         return 0
     finally:
         exporter.stop()
-
-
-def _print(text: str, err: bool = False):
-    print(text, file=sys.stderr if err else sys.stdout, flush=True)
 
 
 def main(argv=None) -> int:

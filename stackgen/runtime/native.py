@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from dataclasses import dataclass, field
 import yaml
 
 from stackgen.model import Model
+from stackgen import runtime
 from stackgen.runtime import procs
 from stackgen.runtime.procs import LOOPBACK, MissingBinary, StartError
 
@@ -371,7 +371,7 @@ def stale_files(out_dir: str, artifacts) -> list:
 def up(spec: str, out_dir: str, data_dir: str | None = None, ports: Ports | None = None,
        demo: bool = False, echo=None) -> int:
     """The `stackgen up` command: start, print, wait for Ctrl-C, stop. Returns the exit code."""
-    echo = echo or _echo
+    echo = echo or runtime.echo
     from stackgen.build import compile_spec
     from stackgen.problems import SpecError, render_text
 
@@ -446,11 +446,6 @@ def up(spec: str, out_dir: str, data_dir: str | None = None, ports: Ports | None
             if stack is not None and stack.procs:
                 left = [f"{n} (pid {p.pid})" for n, p in stack.procs.items()
                         if procs.pid_running(p.pid)]
-                stopped = [NAMES[n] for n in ("prometheus", "alertmanager", "node_exporter")
-                           if n in stack.procs]
+                stopped = [shown for n, shown in NAMES.items() if n in stack.procs]
                 echo("stopped" + (f"; still running: {', '.join(left)}" if left else
                                   " " + ", ".join(stopped)))
-
-
-def _echo(text: str, err: bool = False):
-    print(text, file=sys.stderr if err else sys.stdout, flush=True)
