@@ -181,6 +181,26 @@ class Route:
     repeat_interval: str | None = None
     routes: tuple = ()
     path: str = ""  # "routes[0].routes[1]" for messages
+    mute_time_intervals: tuple = ()  # names of TimeIntervals
+    active_time_intervals: tuple = ()
+
+
+@dataclass(frozen=True)
+class TimeRange:
+    """One entry of a named time interval, as Alertmanager writes it (strings as given)."""
+
+    times: tuple = ()  # of (start_time, end_time), "HH:MM"
+    weekdays: tuple = ()  # "monday", "monday:friday"
+    days_of_month: tuple = ()  # "1", "1:7", "-1"
+    months: tuple = ()  # "january", "1:3"
+    years: tuple = ()  # "2026", "2026:2027"
+    location: str | None = None  # "Europe/Berlin"
+
+
+@dataclass(frozen=True)
+class TimeInterval:
+    name: str
+    ranges: tuple  # of TimeRange
 
 
 @dataclass(frozen=True)
@@ -204,6 +224,7 @@ class Alerting:
     repeat_interval: str = "4h"
     resolve_timeout: str = "5m"
     smtp: Smtp | None = None
+    time_intervals: tuple = ()  # of TimeInterval
 
 
 @dataclass(frozen=True)

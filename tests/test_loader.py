@@ -212,7 +212,7 @@ def test_inline_unknown_key_at_key():
 def test_inline_unknown_key_without_close_match_lists_choices():
     (p,) = _schema_problems(BASE + "zzz: 1\n")
     assert (p.pos.line, p.pos.col) == (9, 1)
-    assert "expected one of: alerting, dashboards, gpus, hosts, services, stack, version" in \
+    assert "expected one of: alerting, dashboards, environments, gpus, hosts, services, stack, version" in \
         p.message
 
 
@@ -534,3 +534,12 @@ def test_matcher_matches():
     assert not matchers.parse('team=~"ml"').matches({"team": "ml-platform"})  # anchored
     assert matchers.parse("a!=b").matches({})
     assert matchers.parse('a!~"x|y"').matches({"a": "z"})
+
+
+def test_did_you_mean_offers_typos_and_prefixes_not_lookalikes():
+    keys = ["group_interval", "repeat_interval", "resolve_timeout", "time_intervals"]
+    # `time_intervals` looks like `repeat_interval` (ratio 0.69) but is no typo of it
+    assert schema.did_you_mean("time_intervals", keys[:3]) == ""
+    assert schema.did_you_mean("time_interval", keys) == "; did you mean 'time_intervals'?"
+    assert schema.did_you_mean("prod", ["staging", "production"]) == \
+        "; did you mean 'production'?"

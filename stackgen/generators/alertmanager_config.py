@@ -27,10 +27,32 @@ def _route(r: Route) -> dict:
     for key in ("group_wait", "group_interval", "repeat_interval"):
         if getattr(r, key):
             out[key] = getattr(r, key)
+    for key in ("mute_time_intervals", "active_time_intervals"):
+        if getattr(r, key):
+            out[key] = list(getattr(r, key))
     if r.continue_:
         out["continue"] = True
     if r.routes:
         out["routes"] = [_route(c) for c in r.routes]
+    return out
+
+
+def time_intervals(model: Model) -> list[dict]:
+    """Top-level `time_intervals` (Alertmanager 0.24 and later), in the spec's order."""
+    out = []
+    for ti in model.alerting.time_intervals:
+        entries = []
+        for r in ti.ranges:
+            e: dict = {}
+            if r.times:
+                e["times"] = [{"start_time": s, "end_time": end} for s, end in r.times]
+            for key in ("weekdays", "days_of_month", "months", "years"):
+                if getattr(r, key):
+                    e[key] = list(getattr(r, key))
+            if r.location:
+                e["location"] = r.location
+            entries.append(e)
+        out.append({"name": ti.name, "time_intervals": entries})
     return out
 
 
@@ -104,6 +126,7 @@ def config(model: Model, secret_path=lambda s: s.mount) -> dict:
             "equal": INHIBIT_EQUAL,
         }],
         "receivers": receivers(model, secret_path),
+        **({"time_intervals": time_intervals(model)} if model.alerting.time_intervals else {}),
     }
 
 

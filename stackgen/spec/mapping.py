@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 
+from stackgen import images as I
 from stackgen import kpis as K
 from stackgen import matchers
 from stackgen.model import (
@@ -17,17 +18,11 @@ from stackgen.model import (
     WebhookConfig,
 )
 from stackgen.problems import ERROR, WARNING, Problem
+from stackgen.spec import time_intervals as TI
 from stackgen.spec import units as U
 from stackgen.spec.schema import _path_text, did_you_mean
 from stackgen.spec.source import Source
 
-DEFAULT_IMAGES = {
-    "prometheus": "prom/prometheus:v3.5.0",
-    "alertmanager": "prom/alertmanager:v0.28.1",
-    "grafana": "grafana/grafana:12.0.2",
-    "node_exporter": "prom/node-exporter:v1.9.1",
-    "cadvisor": "gcr.io/cadvisor/cadvisor:v0.49.1",
-}
 
 # Scrape jobs stackgen always adds for the stack itself; no group may take their names.
 STACK_JOBS = ("prometheus", "alertmanager", "grafana", "cadvisor")
@@ -54,6 +49,7 @@ class _Mapper:
         self.strict = strict
         self.problems: list[Problem] = []
         self.secrets: dict[str, Secret] = {}  # by source path
+        self.interval_names: list = []  # alerting.time_intervals, for the routes' references
 
     # -- problems -------------------------------------------------------------------------
     def error(self, path, check, message, at_key=False):
@@ -107,7 +103,13 @@ class _Mapper:
             if key in s and not U.is_duration(s[key]):
                 self.error(("stack", key), "values/duration", f"stack.{key}: {s[key]!r} is a zero "
                            "duration; expected a positive duration such as 15s")
-        images = {**DEFAULT_IMAGES, **s.get("images", {})}
+        images = {**I.DEFAULT_IMAGES, **s.get("images", {})}
+        for key in s.get("images", {}):
+            try:
+                I.parse(images[key])
+            except I.ImageError as exc:
+                self.error(("stack", "images", key), "images/reference",
+                           f"stack.images.{key}: {images[key]!r} {exc}")
         return Stack(
             name=s["name"],
             environment=s.get("environment", "production"),
@@ -407,7 +409,15 @@ class _Mapper:
                        f" (receivers: {', '.join(names) or 'none'})")
         self.positive_intervals(a, ("alerting",))
         used = {default}
-        routes = self.routes(a.get("routes", []), ("alerting", "routes"), names, used)
+        intervals = TI.check(a, self.error, self.warn)
+        self.interval_names, used_intervals = [i.name for i in intervals], set()
+        routes = self.routes(a.get("routes", []), ("alerting", "routes"), names, used,
+                             used_intervals=used_intervals)
+        for name in self.interval_names:
+            if name not in used_intervals:
+                self.warn(("alerting", "time_intervals", name), "time_intervals/unused",
+                          f"time interval {name!r} is not used by any route's "
+                          "mute_time_intervals or active_time_intervals", at_key=True)
         unknown = used - set(names)  # already reported: a typo there makes its target look unused
         for name in names:
             if name not in used and not unknown:
@@ -419,6 +429,7 @@ class _Mapper:
             group_wait=a.get("group_wait", "30s"), group_interval=a.get("group_interval", "5m"),
             repeat_interval=a.get("repeat_interval", "4h"),
             resolve_timeout=a.get("resolve_timeout", "5m"), smtp=smtp,
+            time_intervals=intervals,
         )
 
     def positive_intervals(self, d: dict, path: tuple) -> None:
@@ -430,12 +441,15 @@ class _Mapper:
                            f"Alertmanager refuses it; expected a positive duration such as "
                            f"{example}")
 
-    def routes(self, items, path, names, used, prefix="routes") -> tuple:
+    def routes(self, items, path, names, used, prefix="routes", used_intervals=None) -> tuple:
         out = []
+        used_intervals = set() if used_intervals is None else used_intervals
         for i, r in enumerate(items):
             rp = path + (i,)
             label = f"{prefix}[{i}]"
             self.positive_intervals(r, rp)
+            when = TI.check_route_refs(r, rp, label, self.interval_names, self.error,
+                                       used_intervals)
             if r["receiver"] not in names:
                 self.error(rp + ("receiver",), "routes/receiver",
                            f"alerting.{label} sends to unknown receiver {r['receiver']!r}"
@@ -453,8 +467,8 @@ class _Mapper:
                 group_wait=r.get("group_wait"), group_interval=r.get("group_interval"),
                 repeat_interval=r.get("repeat_interval"),
                 routes=self.routes(r.get("routes", []), rp + ("routes",), names, used,
-                                   f"{label}.routes"),
-                path=label,
+                                   f"{label}.routes", used_intervals),
+                path=label, **when,
             ))
         return tuple(out)
 

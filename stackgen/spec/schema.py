@@ -30,9 +30,15 @@ def _validator():
 
 
 def did_you_mean(word, choices) -> str:
+    """`; did you mean 'x'?` for a close choice (a typo, or a prefix such as prod ->
+    production), else ''. The cutoff is high enough that a merely similar-looking name is
+    not offered (time_intervals is no typo of repeat_interval: ratio 0.69)."""
     if not isinstance(word, str):
         return ""
-    close = difflib.get_close_matches(word, [str(c) for c in choices], n=1, cutoff=0.6)
+    choices = [str(c) for c in choices]
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.75)
+    if not close and len(word) >= 3:
+        close = [c for c in choices if c.startswith(word)][:1]
     return f"; did you mean {close[0]!r}?" if close else ""
 
 
