@@ -18,6 +18,8 @@ out_opt = click.option("--out", "out_dir", default=DEFAULT_OUT, show_default=Tru
                        type=click.Path(file_okay=False), help="Output folder.")
 strict_opt = click.option("--strict", is_flag=True,
                           help="Treat warnings (e.g. a missing secret file) as errors.")
+env_opt = click.option("--env", "env", metavar="NAME",
+                       help="Only this environment of the spec's `environments:`.")
 format_opt = click.option("--format", "fmt", type=click.Choice(["text", "json", "github"]),
                           default="text", show_default=True, help="How to report problems.")
 
@@ -48,13 +50,15 @@ def main():
 @spec_arg
 @out_opt
 @strict_opt
+@env_opt
 @click.option("--no-secrets", is_flag=True,
               help="Do not create missing secret files (random, mode 0600).")
-def build(spec, out_dir, strict, no_secrets):
-    """Validate SPEC and write the stack's configuration to --out."""
+def build(spec, out_dir, strict, env, no_secrets):
+    """Validate SPEC and write the stack's configuration to --out (each environment of
+    the spec to --out/<environment>)."""
     from stackgen import build as b
 
-    res = b.build(spec, out_dir, strict=strict, create_secrets=not no_secrets)
+    res = b.build(spec, out_dir, strict=strict, create_secrets=not no_secrets, env=env)
     if _report(res.problems, strict=strict) or res.failed:
         click.echo(f"stackgen: {spec} is invalid; nothing was written", err=True)
         sys.exit(EXIT_INVALID)
@@ -69,14 +73,19 @@ def build(spec, out_dir, strict, no_secrets):
 @spec_arg
 @out_opt
 @strict_opt
+@env_opt
 @format_opt
-def lint(spec, out_dir, strict, fmt):
+@click.option("--diff", "show_diff", is_flag=True,
+              help="Print a unified diff (on disk -> generated) of each stale file.")
+def lint(spec, out_dir, strict, env, fmt, show_diff):
     """Validate SPEC and check that --out is exactly what `build` would write."""
     from stackgen import build as b
 
-    res = b.lint(spec, out_dir, strict=strict)
+    res = b.lint(spec, out_dir, strict=strict, env=env, diffs=show_diff)
     invalid = any(p.is_error and not p.check.startswith("lint/") for p in res.problems)
     failed = _report(res.problems, fmt, strict)
+    for text in res.diffs:
+        click.echo(text, nl=False)
     if invalid:
         sys.exit(EXIT_INVALID)
     if failed:
@@ -87,27 +96,30 @@ def lint(spec, out_dir, strict, fmt):
 
 @main.command()
 @out_opt
-def check(out_dir):
-    """Run promtool, amtool and Docker Compose on the generated files."""
-    import os
-
+@env_opt
+def check(out_dir, env):
+    """Run promtool, amtool and Docker Compose on the generated files (on each
+    environment's folder when --out holds the environments of a spec)."""
     from stackgen import check as c
+    from stackgen.spec.environments import stack_folders
 
-    if not os.path.isfile(os.path.join(out_dir, "prometheus", "prometheus.yml")):
-        click.echo(f"stackgen check: {out_dir} holds no generated stack (no "
-                   f"prometheus/prometheus.yml); run `stackgen build --out {out_dir}` first",
-                   err=True)
+    folders, error = stack_folders(out_dir, env)
+    if error:
+        click.echo(f"stackgen check: {error}", err=True)
         sys.exit(EXIT_INVALID)
-    steps = c.run_all(out_dir)
-    for step in steps:
-        click.echo(f"{'PASS' if step.ok else 'FAIL'}  {step.name}")
-        if step.note:
-            click.echo(f"      note: {step.note}")
-        if not step.ok and step.output:
-            for line in step.output.splitlines():
-                click.echo(f"      {line}")
-    failed = [s for s in steps if not s.ok]
-    click.echo(f"{len(steps) - len(failed)} passed, {len(failed)} failed")
+    failed = passed = 0
+    for folder in folders:
+        if folder != out_dir:
+            click.echo(f"== {folder}/")
+        for step in c.run_all(folder):
+            click.echo(f"{'PASS' if step.ok else 'FAIL'}  {step.name}")
+            if step.note:
+                click.echo(f"      note: {step.note}")
+            if not step.ok and step.output:
+                for line in step.output.splitlines():
+                    click.echo(f"      {line}")
+            passed, failed = passed + step.ok, failed + (not step.ok)
+    click.echo(f"{passed} passed, {failed} failed")
     if failed:
         sys.exit(EXIT_FINDINGS)
 
@@ -152,10 +164,18 @@ def init(spec, name, force):
 @click.option("--demo", is_flag=True,
               help="Scrape a demo exporter (realistic values, incidents on demand) instead "
                    "of the spec's targets.")
-def up(spec, out_dir, data_dir, prometheus_port, alertmanager_port, node_exporter_port, demo):
+@env_opt
+def up(spec, out_dir, data_dir, prometheus_port, alertmanager_port, node_exporter_port, demo,
+       env):
     """Run the generated stack natively on 127.0.0.1 until Ctrl-C (no Docker)."""
-    from stackgen.runtime.native import Ports, up as run_up
+    import os
 
+    from stackgen.runtime.native import Ports, up as run_up
+    from stackgen.spec import select_environment
+
+    if env:
+        select_environment(env)
+        out_dir = os.path.join(out_dir, env)
     ports = Ports(prometheus_port, alertmanager_port, node_exporter_port)
     sys.exit(run_up(spec, out_dir, data_dir, ports, demo=demo, echo=click.echo))
 
@@ -166,10 +186,13 @@ def up(spec, out_dir, data_dir, prometheus_port, alertmanager_port, node_exporte
               help="First port on 127.0.0.1; each further target takes the next (0: free "
                    "ports).")
 @click.option("--json", "as_json", is_flag=True, help="Print the endpoints as one JSON line.")
-def demo(spec, port, as_json):
+@env_opt
+def demo(spec, port, as_json, env):
     """Serve every metric SPEC's KPIs read (healthy values, incidents on demand) until Ctrl-C."""
     from stackgen.runtime.demo_exporter import serve
+    from stackgen.spec import select_environment
 
+    select_environment(env)
     sys.exit(serve(spec, port, as_json, echo=click.echo))
 
 
@@ -181,9 +204,18 @@ def demo(spec, port, as_json):
               help="Break the built files on purpose (tests).")
 @click.option("--only", hidden=True,
               help="Comma-separated incidents to run (group/kpi, group/down), or 'none'.")
-def smoke(spec, keep, sabotage, only):
+@env_opt
+def smoke(spec, keep, sabotage, only, env):
     """Build SPEC for test, run it natively and check every target, rule, panel and alert."""
+    import tempfile
+
     from stackgen.runtime import smoke as s
+    from stackgen.spec.environments import materialize
+
+    if env:  # the smoke test rewrites the spec's data: give it the environment's own spec
+        spec, problems = materialize(spec, env, tempfile.mkdtemp(prefix="stackgen-env-"))
+        if _report(problems):
+            sys.exit(EXIT_INVALID)
 
     chosen = None if only is None else [x for x in only.split(",") if x and x != "none"]
     sys.exit(s.main(spec, sabotage_kind=sabotage, only=chosen, keep=keep, echo=click.echo))

@@ -41,20 +41,24 @@ def uid(*parts: str) -> str:
     return f"{text[:UID_MAX - 9].rstrip('-')}-{digest}"
 
 
+def _title_base(model: Model) -> str:
+    return model.stack.name + (f" ({model.env})" if model.env else "")
+
+
 def overview_uid(model: Model) -> str:
-    return uid(model.stack.name, "overview")
+    return uid(model.deployment, "overview")
 
 
 def overview_title(model: Model) -> str:
-    return f"{model.stack.name} / Overview"
+    return f"{_title_base(model)} / Overview"
 
 
 def group_uid(model: Model, group: Group) -> str:
-    return uid(model.stack.name, group.kind, group.name)
+    return uid(model.deployment, group.kind, group.name)
 
 
 def group_title(model: Model, group: Group) -> str:
-    return f"{model.stack.name} / {KIND_TITLE[group.kind]} / {group.name}"
+    return f"{_title_base(model)} / {KIND_TITLE[group.kind]} / {group.name}"
 
 
 def kpi_panel_id(index: int) -> int:

@@ -260,9 +260,18 @@ class Model:
     dashboards_overview: bool = True
     dashboards_per_group: bool = True
     spec_sha256: str = ""
-    spec_name: str = "stack.yaml"  # file name of the spec, for the manifest
+    spec_name: str = "stack.yaml"  # the source named in generated files' headers and the
+    #                                manifest: "stack <name>[, environment <env>]" (never the
+    #                                spec's file name, so that renaming it changes nothing)
     spec_dir: str = "."  # the spec's folder, relative to the output folder (secret files)
     secrets: tuple = field(default=())  # every Secret, sorted by name
+    env: str | None = None  # the `environments:` entry this model is built for, if any
+
+    @property
+    def deployment(self) -> str:
+        """The stack's name, with the environment's when there is one: Compose project
+        name, dashboard uids and titles (one Grafana may show several environments)."""
+        return f"{self.stack.name}-{self.env}" if self.env else self.stack.name
 
     def groups_of(self, kind: str) -> tuple:
         return tuple(g for g in self.groups if g.kind == kind)

@@ -58,6 +58,24 @@ def diff(out_dir: str, artifacts: list[Artifact]) -> Diff:
     return d
 
 
+def unified_diff(out_dir: str, path: str, artifacts: list[Artifact]) -> str:
+    """What `build` would change in `path`: a unified diff, on disk -> generated."""
+    import difflib
+
+    want = next(a for a in artifacts if a.path == path).content
+    have = (_read(os.path.join(out_dir, path)) or b"").decode("utf-8", errors="replace")
+    return "".join(difflib.unified_diff(
+        have.splitlines(keepends=True), want.splitlines(keepends=True),
+        fromfile=f"{out_dir}/{path} (on disk)", tofile=f"{out_dir}/{path} (generated)"))
+
+
+def files_outside(out_dir: str, folders: list[str]) -> list[str]:
+    """Files under `out_dir` that are in none of its sub-folders `folders`."""
+    if not os.path.isdir(out_dir):
+        return []
+    return [p for p in _files_under(out_dir) if p.split("/", 1)[0] not in folders]
+
+
 def previous_files(out_dir: str) -> list[str]:
     """Files the last build wrote, from its manifest (nothing if there is none)."""
     raw = _read(os.path.join(out_dir, MANIFEST))

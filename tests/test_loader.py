@@ -543,3 +543,9 @@ def test_did_you_mean_offers_typos_and_prefixes_not_lookalikes():
     assert schema.did_you_mean("time_interval", keys) == "; did you mean 'time_intervals'?"
     assert schema.did_you_mean("prod", ["staging", "production"]) == \
         "; did you mean 'production'?"
+
+
+def test_did_you_mean_catches_one_slip_in_a_short_name():
+    assert schema.did_you_mean("opz", ["ops", "team"]) == "; did you mean 'ops'?"
+    assert schema.did_you_mean("cpu", ["gpu", "disk"]) == "; did you mean 'gpu'?"
+    assert schema.did_you_mean("xyz", ["ops", "team"]) == ""

@@ -131,7 +131,7 @@ def services(model: Model) -> dict:
 
 
 def config(model: Model) -> dict:
-    out = {"name": model.stack.name, "services": services(model)}
+    out = {"name": model.deployment, "services": services(model)}
     if model.secrets:
         out["secrets"] = {sec.name: {"file": f"{model.spec_dir}/{sec.source}"}
                           for sec in model.secrets}

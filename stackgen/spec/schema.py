@@ -37,9 +37,28 @@ def did_you_mean(word, choices) -> str:
         return ""
     choices = [str(c) for c in choices]
     close = difflib.get_close_matches(word, choices, n=1, cutoff=0.75)
+    if not close:  # a short name with one slip: opz -> ops (ratio 0.67)
+        limit = max(1, len(word) // 4)
+        close = sorted((d, c) for c in choices if (d := _edits(word, c)) <= limit)[:1]
+        close = [c for _, c in close]
     if not close and len(word) >= 3:
         close = [c for c in choices if c.startswith(word)][:1]
     return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def _edits(a: str, b: str) -> int:
+    """Edit distance (insert, delete, substitute, swap two neighbours)."""
+    if abs(len(a) - len(b)) > 2:
+        return 3
+    prev2, prev = None, list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i]
+        for j, cb in enumerate(b, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
+            if prev2 is not None and i > 1 and j > 1 and ca == b[j - 2] and a[i - 2] == cb:
+                cur[j] = min(cur[j], prev2[j - 2] + 1)
+        prev2, prev = prev, cur
+    return prev[-1]
 
 
 def _path_text(path) -> str:
