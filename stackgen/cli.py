@@ -125,11 +125,37 @@ def check(out_dir, env):
 
 
 @main.command()
-def schema():
+@click.option("--output", "-o", type=click.Path(dir_okay=False),
+              help="Write it to this file instead (e.g. specs/stackgen.schema.json, which a "
+                   "`# yaml-language-server: $schema=./stackgen.schema.json` line names).")
+def schema(output):
     """Print the spec's JSON Schema (draft 2020-12), for editors."""
     from stackgen.spec.schema import schema_text
 
-    click.echo(schema_text(), nl=False)
+    if output:
+        with open(output, "w", encoding="utf-8") as fh:
+            fh.write(schema_text())
+        click.echo(f"wrote {output}", err=True)
+    else:
+        click.echo(schema_text(), nl=False)
+
+
+@main.command()
+@click.argument("topic", default="spec", type=click.Choice(["spec", "runtime", "helm"]))
+@click.option("--path", "show_path", is_flag=True, help="Print the page's file path only.")
+def docs(topic, show_path):
+    """Print a reference page: spec (default), runtime or helm (Markdown)."""
+    from stackgen import docs as d
+
+    found = d.path(topic)
+    if found is None:
+        click.echo(f"stackgen docs: the {topic} page is not installed", err=True)
+        sys.exit(EXIT_INVALID)
+    if show_path:
+        click.echo(found)
+        return
+    with open(found, encoding="utf-8") as fh:
+        click.echo(fh.read(), nl=False)
 
 
 @main.command()
@@ -147,6 +173,9 @@ def init(spec, name, force):
         sys.exit(EXIT_INVALID)
     for path in made:
         click.echo(f"wrote {path}")
+    click.echo(f"next: `stackgen build {spec}` writes generated/, `docker compose up` runs it; "
+               "`stackgen docs` is the spec's reference (`stackgen docs --path` says where it "
+               "is)")
 
 
 @main.command()

@@ -424,6 +424,10 @@ def up(spec: str, out_dir: str, data_dir: str | None = None, ports: Ports | None
                     echo(f"incidents: curl -X POST 'http://{first}/incident?kpi=<group>/<kpi>'")
             for name, url in stack.urls.items():
                 echo(f"{NAMES[name]:<14} {url}  (pid {stack.pids[name]})")
+            from stackgen.runtime.hints import lines as hint_lines
+
+            for line in hint_lines(stack.urls):
+                echo(line)
             echo(f"data in {stack.data_dir}{' (temporary)' if stack._temp else ''}; logs in "
                  f"{os.path.join(stack.data_dir, 'logs')}")
             echo(f"ready in {stack.started_in:.1f}s; press Ctrl-C to stop")
