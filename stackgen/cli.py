@@ -141,6 +141,35 @@ def schema(output):
 
 
 @main.command()
+@spec_arg
+@env_opt
+def images(spec, env):
+    """List the container images SPEC pins, and whether a newer release is known."""
+    import os
+
+    from stackgen import images as I
+
+    pinned = dict(I.DEFAULT_IMAGES)
+    if os.path.exists(spec):
+        from stackgen.problems import SpecError
+        from stackgen.spec import load_all
+
+        try:
+            found = load_all(spec, env=env)
+        except SpecError as exc:
+            _report(exc.problems)
+            sys.exit(EXIT_INVALID)
+        pinned = vars(found[0][1].stack.images)
+    click.echo(f"{'image':<14} {'pinned':<44} {'newest known':<13} status")
+    for comp, ref, newest, status, note in I.report(pinned):
+        click.echo(f"{comp:<14} {ref:<44} {newest:<13} {status}" + (f"  ({note})" if note
+                                                                       else ""))
+    click.echo(f"newest known: as seen upstream on {I.CHECKED}; look for newer releases at:")
+    for comp, (_, url, _) in I.UPSTREAM.items():
+        click.echo(f"  {comp:<14} {url}")
+
+
+@main.command()
 @click.argument("topic", default="spec", type=click.Choice(["spec", "runtime", "helm"]))
 @click.option("--path", "show_path", is_flag=True, help="Print the page's file path only.")
 def docs(topic, show_path):

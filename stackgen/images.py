@@ -96,8 +96,8 @@ def parse(ref: str) -> ImageRef:
 
 def report(images: dict) -> list[tuple]:
     """(component, pinned, newest known, status, note) for each image; status is `current`,
-    `behind` (stackgen's own pin or the spec's, older than the newest release known),
-    `other` (a different repository, or pinned by digest only: not comparable)."""
+    `behind` (older than the newest release known), `other` (another repository, or pinned
+    by digest only: not comparable)."""
     rows = []
     for comp, ref in images.items():
         newest, _url, note = UPSTREAM[comp]
@@ -107,7 +107,7 @@ def report(images: dict) -> list[tuple]:
             rows.append((comp, ref, newest, "other", note))
             continue
         default = parse(DEFAULT_IMAGES[comp])
-        same_repo = (parsed.registry, parsed.path) == (default.registry, default.path)
+        same_repo = parsed.path == default.path  # on any registry: a mirror is the same image
         if not same_repo or parsed.tag is None:
             status = "other"
         elif _version(parsed.tag) >= _version(newest):

@@ -46,3 +46,23 @@ def test_report_marks_an_old_pin_behind():
     assert rows["prometheus"][3] == "behind"
     assert rows["grafana"][3] == "other"
     assert rows["alertmanager"][3] == "current"
+
+
+def test_images_command_shows_a_spec_pin_behind(tmp_path):
+    from click.testing import CliRunner
+
+    from stackgen.cli import main
+
+    (tmp_path / "secrets").mkdir()
+    (tmp_path / "secrets" / "hook").write_text("x\n")
+    spec = tmp_path / "stack.yaml"
+    spec.write_text("version: 1\nstack:\n  name: old\n  images: {prometheus: "
+                    "'registry.local:5000/prom/prometheus:v3.5.0'}\nalerting:\n"
+                    "  default_receiver: ops\n  receivers: {ops: {webhook: {url_file: "
+                    "secrets/hook}}}\n")
+    res = CliRunner().invoke(main, ["images", str(spec)])
+    assert res.exit_code == 0, res.output
+    rows = {ln.split()[0]: ln.split() for ln in res.output.splitlines()[1:6]}
+    assert rows["prometheus"][1:4] == ["registry.local:5000/prom/prometheus:v3.5.0", "v3.5.5",
+                                       "behind"]
+    assert rows["alertmanager"][3] == "current"
