@@ -94,6 +94,18 @@ def parse(ref: str) -> ImageRef:
     return ImageRef(registry, path, tag, digest)
 
 
+def checked(given: dict, error) -> dict:
+    """Every component's image (the spec's, else the pin); `error(path, check, message)`
+    for each of the spec's that cannot be used."""
+    for key, ref in given.items():
+        try:
+            parse(ref)
+        except ImageError as exc:
+            error(("stack", "images", key), "images/reference",
+                  f"stack.images.{key}: {ref!r} {exc}")
+    return {**DEFAULT_IMAGES, **given}
+
+
 def report(images: dict) -> list[tuple]:
     """(component, pinned, newest known, status, note) for each image; status is `current`,
     `behind` (older than the newest release known), `other` (another repository, or pinned

@@ -185,3 +185,18 @@ def test_webshop_both_environments_pass_promtool_and_amtool(tmp_path):
     assert am["staging"]["route"]["routes"][0]["mute_time_intervals"] == \
         ["offhours", "release-freeze"]
     assert am["production"]["route"]["routes"][1]["mute_time_intervals"] == ["offhours"]
+
+
+def test_materialize_writes_one_environment_as_a_spec(tmp_path):
+    """`smoke --env` rewrites a spec's data, so it gets the environment as a spec of its own."""
+    spec = _write(tmp_path, BASE)
+    folder = tmp_path / "m"
+    folder.mkdir()
+    path, problems = E.materialize(spec, "staging", str(folder))
+    assert problems == [] and path == str(folder / "stack.yaml")
+    data = yaml.safe_load(open(path))
+    assert "environments" not in data
+    assert data["services"]["api"]["targets"] == ["api.staging:8080"]
+    assert data["stack"]["environment"] == "staging"
+    _, problems = E.materialize(spec, "prod", str(folder))
+    assert "did you mean 'production'?" in problems[0].message

@@ -103,13 +103,7 @@ class _Mapper:
             if key in s and not U.is_duration(s[key]):
                 self.error(("stack", key), "values/duration", f"stack.{key}: {s[key]!r} is a zero "
                            "duration; expected a positive duration such as 15s")
-        images = {**I.DEFAULT_IMAGES, **s.get("images", {})}
-        for key in s.get("images", {}):
-            try:
-                I.parse(images[key])
-            except I.ImageError as exc:
-                self.error(("stack", "images", key), "images/reference",
-                           f"stack.images.{key}: {images[key]!r} {exc}")
+        images = I.checked(s.get("images", {}), self.error)
         return Stack(
             name=s["name"],
             environment=s.get("environment", "production"),
@@ -413,11 +407,7 @@ class _Mapper:
         self.interval_names, used_intervals = [i.name for i in intervals], set()
         routes = self.routes(a.get("routes", []), ("alerting", "routes"), names, used,
                              used_intervals=used_intervals)
-        for name in self.interval_names:
-            if name not in used_intervals:
-                self.warn(("alerting", "time_intervals", name), "time_intervals/unused",
-                          f"time interval {name!r} is not used by any route's "
-                          "mute_time_intervals or active_time_intervals", at_key=True)
+        TI.warn_unused(self.interval_names, used_intervals, self.warn)
         unknown = used - set(names)  # already reported: a typo there makes its target look unused
         for name in names:
             if name not in used and not unknown:

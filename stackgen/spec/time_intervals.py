@@ -179,3 +179,11 @@ def check_route_refs(r: dict, rp: tuple, label: str, names: list, error, used: s
                       f"{did_you_mean(ref, names)} ({known})")
         out[key] = tuple(refs)
     return out
+
+
+def warn_unused(names: list, used: set, warn) -> None:
+    for name in names:
+        if name not in used:
+            warn(("alerting", "time_intervals", name), "time_intervals/unused",
+                 f"time interval {name!r} is not used by any route's mute_time_intervals or "
+                 "active_time_intervals", at_key=True)
