@@ -132,7 +132,8 @@ def test_unknown_env_is_an_error_with_did_you_mean(tmp_path):
     with pytest.raises(SpecError) as info:
         load(spec, str(tmp_path / "out"))  # up, demo: one stack, so one environment
     assert "choose one with --env NAME" in info.value.problems[0].message
-    assert load(spec, str(tmp_path / "out"), env="staging")[0].env == "staging"
+    model, _ = load(spec, str(tmp_path / "out" / "staging"), env="staging")
+    assert model.env == "staging" and model.spec_dir == "../.."  # secrets: from out/staging
 
 
 def test_stack_folders_for_check(tmp_path):

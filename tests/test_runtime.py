@@ -454,7 +454,7 @@ def test_up_runs_on_loopback_and_stops_on_sigint(servers, tmp_path):
         # where to look: the UI page this binary really serves (Debian's: /classic/graph)
         ui = re.search(r"^Prometheus UI: (\S+)", text, re.M)
         assert ui and ui.group(1).startswith(prom) and _get(ui.group(1))[0] == 200, text
-        am = state["urls"]["alertmanager"]
+        am = state["urls"]["alertmanager"].rstrip("/")
         assert f"amtool --alertmanager.url={am} alert query" in text, text
 
         def live(path, pick):

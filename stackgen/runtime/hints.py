@@ -36,7 +36,7 @@ def lines(urls: dict) -> list[str]:
         base = ui[:-len("/graph")] if ui.endswith("/graph") else urls["prometheus"]
         out.append(f"Prometheus UI: {ui} (alerts: {base}/alerts, targets: {base}/targets)")
     if "alertmanager" in urls:
-        am = urls["alertmanager"]
+        am = urls["alertmanager"].rstrip("/")
         out.append(f"Alertmanager: amtool --alertmanager.url={am} alert query  (silences: "
                    f"amtool --alertmanager.url={am} silence query; UI: {am}/#/alerts)")
     return out

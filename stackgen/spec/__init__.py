@@ -26,17 +26,19 @@ def source_label(stack_name: str, env: str | None) -> str:
 def load(spec_path: str, out_dir: str = "generated", strict: bool = False,
          env: str | None = None):
     """Return (model, warnings) of the spec, or of one of its environments (`env`, else the
-    one `select_environment` chose); raise SpecError carrying every problem."""
+    one `select_environment` chose); `out_dir` is that model's own output folder (for an
+    environment: `<out>/<environment>`). Raise SpecError carrying every problem."""
     from stackgen.problems import ERROR, Problem
 
     env = env or _selected[0]
-    results = load_all(spec_path, out_dir, strict, env)
-    if len(results) != 1:
-        names = ", ".join(name for name, _, _ in results)
+    parent = (os.path.dirname(os.path.normpath(out_dir)) or ".") if env else out_dir
+    results = load_all(spec_path, parent, strict, env)
+    name, model, warnings = results[0]
+    if name is not None and env is None:  # up, demo: one stack, so one environment
+        names = ", ".join(n for n, _, _ in results)
         raise SpecError([Problem(ERROR, "environments/choose",
-                                 f"the spec has several environments ({names}); choose one "
-                                 "with --env NAME", spec_path)])
-    _, model, warnings = results[0]
+                                 f"the spec has environments ({names}); choose one with "
+                                 "--env NAME", spec_path)])
     return model, warnings
 
 
