@@ -14,6 +14,7 @@ import json
 from grafanalib import core as gl
 from grafanalib._gen import DashboardEncoder
 
+from stackgen import kpis as K
 from stackgen import layout
 from stackgen.artifact import Artifact, to_json
 from stackgen.generators.grafana_provisioning import DATASOURCE_UID
@@ -174,7 +175,7 @@ def field_config(kpi: Kpi, kind: str) -> dict:
     if kpi.unit == "percentunit":
         defaults.update(min=0, max=1)
     if kind == "timeseries":
-        bars = kpi.kind == "throughput"
+        bars = K.of(kpi).draw == "bars"
         defaults["custom"] = {
             "drawStyle": "bars" if bars else "line", "fillOpacity": 80 if bars else 10,
             "lineWidth": 1, "showPoints": "never", "spanNulls": False,
@@ -216,30 +217,29 @@ def kpi_panel(group: Group, kpi: Kpi, *, pid: int, title: str, grid: dict,
                   field_config=field_config(kpi, kind), options=options(kind))
 
 
-def heatmap_panel(kpi: Kpi, *, pid: int, grid: dict) -> dict:
-    """The response-time companion: request rate per histogram bucket, seconds on the y axis."""
-    histogram = kpi.inputs[0].metric if kpi.inputs else "the histogram"
+def companion_panel(c, *, pid: int, grid: dict) -> dict:
+    """A KPI kind's companion panel (`kpis.base.Companion`): so far a heatmap, such as the
+    response-time one: request rate per histogram bucket, seconds on the y axis."""
+    if c.type != "heatmap":
+        raise ValueError(f"no renderer for a {c.type!r} companion panel")
     defaults = {
         "color": {"mode": "thresholds"}, "mappings": [],
         "custom": {"hideFrom": {"legend": False, "tooltip": False, "viz": False},
                    "scaleDistribution": {"type": "linear"}},
         "thresholds": {"mode": "absolute", "steps": threshold_steps(())},
-        "unit": "reqps",
+        "unit": c.unit,
     }
     opts = {
-        "calculate": False, "cellGap": 1, "cellValues": {"unit": "reqps"},
+        "calculate": False, "cellGap": 1, "cellValues": {"unit": c.unit},
         "color": {"exponent": 0.5, "fill": "dark-orange", "mode": "scheme", "reverse": False,
                   "scale": "exponential", "scheme": "Oranges", "steps": 64},
         "filterValues": {"le": 1e-9}, "legend": {"show": True},
         "rowsFrame": {"layout": "auto"},
         "tooltip": {"mode": "single", "showColorScale": False, "yHistogram": True},
-        "yAxis": {"axisPlacement": "left", "reverse": False, "unit": kpi.unit},
+        "yAxis": {"axisPlacement": "left", "reverse": False, "unit": c.axis_unit},
     }
-    return _panel("heatmap", id=pid, title="Response time distribution",
-                  description=f"Requests per second in each `{histogram}` bucket; the y axis "
-                              "is the bucket's upper bound (le).",
-                  gridPos=gl.GridPos(**grid),
-                  targets=[_target(kpi.heatmap_expr, "{{le}}", fmt="heatmap")],
+    return _panel("heatmap", id=pid, title=c.title, description=c.description,
+                  gridPos=gl.GridPos(**grid), targets=[_target(c.expr, c.legend, fmt="heatmap")],
                   field_config={"defaults": defaults, "overrides": []}, options=opts)
 
 
@@ -303,9 +303,9 @@ def kpi_panels(group: Group, grid: Grid) -> list[dict]:
     for i, kpi in enumerate(group.kpis):
         panels.append(kpi_panel(group, kpi, pid=layout.kpi_panel_id(i), title=kpi.title,
                                 grid=grid.place(GROUP_PANEL_WIDTH), by_instance=by_instance))
-        if kpi.heatmap_expr:
-            panels.append(heatmap_panel(kpi, pid=layout.companion_panel_id(i),
-                                        grid=grid.place(GROUP_PANEL_WIDTH)))
+        for companion in K.of(kpi).companions(kpi):
+            panels.append(companion_panel(companion, pid=layout.companion_panel_id(i),
+                                          grid=grid.place(GROUP_PANEL_WIDTH)))
     return panels
 
 

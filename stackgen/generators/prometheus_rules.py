@@ -6,6 +6,7 @@ YAML here, and other runtimes (the Helm chart) wrap the very same data.
 
 from __future__ import annotations
 
+from stackgen import kpis as K
 from stackgen import layout
 from stackgen.artifact import Artifact, to_yaml
 from stackgen.model import GPUS, HOSTS, Group, Kpi, Model, Threshold
@@ -35,10 +36,7 @@ def _value_text(kpi: Kpi) -> str:
 
 
 def _subject(group: Group, kpi: Kpi) -> str:
-    text = _SUBJECT.get(group.kind, "")
-    if kpi.kind == "disk":
-        text += " ({{ $labels.mountpoint }})"
-    return text
+    return _SUBJECT.get(group.kind, "") + K.of(kpi).alert_subject
 
 
 def alert_name(kpi: Kpi, t: Threshold) -> str:

@@ -18,58 +18,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import promql_parser
-
+from stackgen import kpis as K
 from stackgen.artifact import Artifact, to_yaml
 from stackgen.generators import prometheus_rules as R
 from stackgen.generators import slo_rules as S
 from stackgen.generators.prometheus_config import STACK_TARGETS
 from stackgen.humanize import expand
+from stackgen.kpis import error_rate
+from stackgen.kpis.synth import (  # noqa: F401  (label_value: check.py reads it from here)
+    REQ_RATE, STEP, counter, gauge, label_value, series_text,
+)
 from stackgen.model import Group, Kpi, Model, Slo, Threshold
 from stackgen.spec.units import duration_seconds, fmt_number
 
 TESTS_DIR = "prometheus/tests"
-STEP = 60  # seconds between input samples and between rule evaluations
-REQ_RATE = 10.0  # synthetic requests per second
-COUNTER_START = 1000.0  # counters start here, not at 0: rate() extrapolates them evenly
 
 
 def minutes(duration: str) -> int:
     return int(-(-duration_seconds(duration) // 60))  # ceiling
-
-
-def _fmt(x: float) -> str:
-    return fmt_number(float("%.10g" % x))
-
-
-def label_value(value: str) -> str:
-    """A label value as a quoted PromQL string (backslashes, quotes, newlines escaped)."""
-    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-    return f'"{escaped}"'
-
-
-def series_text(metric: str, labels: dict) -> str:
-    inner = ",".join(f"{k}={label_value(v)}" for k, v in sorted(labels.items()))
-    return f"{metric}{{{inner}}}"
-
-
-def gauge(levels: list[tuple[float, int]]) -> str:
-    """Values of a gauge that holds each (value, steps) level in turn."""
-    return " ".join(f"{_fmt(v)}x{n - 1}" if n > 1 else _fmt(v) for v, n in levels if n > 0)
-
-
-def counter(levels: list[tuple[float, int]]) -> str:
-    """Values of a counter growing at each (rate per second, steps) in turn."""
-    out, total, first = [], COUNTER_START, True
-    for rate, n in levels:
-        if n <= 0:
-            continue
-        inc = rate * STEP
-        start = total if first else total + inc
-        out.append(f"{_fmt(start)}+{_fmt(inc)}x{n - 1}")
-        total = start + inc * (n - 1)
-        first = False
-    return " ".join(out)
 
 
 @dataclass
@@ -102,113 +68,20 @@ def expected_alert(rule: dict, labels: dict, value: float) -> dict:
 
 def kpi_labels(group: Group, kpi: Kpi) -> dict:
     """Labels of the KPI's recorded value: the recording's own, or the target's (per-target
-    values keep the input labels named in `kpi.per`)."""
+    values keep the labels of the series their kind's test inputs drive, e.g. `gpu`)."""
     if kpi.record_labels:
         return dict(kpi.record_labels)
-    extra = {"mountpoint": "/"} if "mountpoint" in kpi.per else {}
-    if "gpu" in kpi.per:
-        extra["gpu"] = "0"
-    return {**scrape_labels(group), **extra}
-
-
-# -- input synthesis per KPI kind ---------------------------------------------------------
-def _error_label_values(errors: str) -> tuple[dict, dict]:
-    """Label values that do (bad) and do not (good) match a KPI's `errors` selector."""
-    import re
-
-    sel = promql_parser.parse(f"x{{{errors}}}")
-    bad, good = {}, {}
-    candidates = ["500", "503", "404", "error", "5xx", "failed", "true", "timeout", "1", "200",
-                  "ok", "success", "2xx", "false", "0", "none"]
-    for i, m in enumerate(sel.matchers.matchers):
-        op = str(m.op).rsplit(".", 1)[-1]
-        alts = [a for a in re.split(r"[|()^$]", m.value) if a and re.fullmatch(r"[\w.-]+", a)]
-        pool = ([m.value] if op in ("Equal", "NotEqual") else []) + candidates + alts
-
-        def ok(v, negate=False):
-            hit = {"Equal": v == m.value, "NotEqual": v != m.value,
-                   "Re": re.fullmatch(m.value, v) is not None,
-                   "NotRe": re.fullmatch(m.value, v) is None}[op]
-            return hit != negate
-
-        bad[m.name] = next((v for v in pool if ok(v)), m.value)
-        if i == 0:
-            good[m.name] = next((v for v in pool + ["x-good"] if ok(v, negate=True)), "x-good")
-        else:
-            good[m.name] = bad[m.name]
-    return bad, good
+    return {**scrape_labels(group), **K.of(kpi).series_labels}
 
 
 def kpi_inputs(group: Group, kpi: Kpi, levels: list[tuple[float, int]]) -> list[tuple[str, str]]:
-    """Input series that make `kpi` take each (value, steps) level in turn."""
-    base = scrape_labels(group)
-    k = kpi.kind
-    if k == "cpu":
-        return [(series_text("node_cpu_seconds_total", {**base, "cpu": "0", "mode": "idle"}),
-                 counter([(1 - v, n) for v, n in levels]))]
-    if k == "memory":
-        total = 16 * 2**30
-        return [(series_text("node_memory_MemTotal_bytes", base),
-                 gauge([(total, sum(n for _, n in levels))])),
-                (series_text("node_memory_MemAvailable_bytes", base),
-                 gauge([((1 - v) * total, n) for v, n in levels]))]
-    if k == "disk":
-        labels = {**base, "device": "/dev/sda1", "fstype": "ext4", "mountpoint": "/"}
-        return [(series_text("node_filesystem_avail_bytes", labels), gauge(levels))]
-    if k == "gpu_utilization":
-        return [(series_text("DCGM_FI_DEV_GPU_UTIL", {**base, "gpu": "0"}),
-                 gauge([(v * 100, n) for v, n in levels]))]
-    if k == "gpu_memory":
-        return [(series_text("DCGM_FI_DEV_FB_USED", {**base, "gpu": "0"}),
-                 gauge([(v * 1000, n) for v, n in levels])),
-                (series_text("DCGM_FI_DEV_FB_FREE", {**base, "gpu": "0"}),
-                 gauge([((1 - v) * 1000, n) for v, n in levels]))]
-    if k == "response_time":
-        return histogram_inputs(kpi, base, levels)
-    if k == "throughput":
-        return [(series_text(kpi.inputs[0].metric, base), counter(levels))]
-    if k == "error_rate":
-        bad, good = _error_label_values(kpi.errors)
-        metric = kpi.inputs[0].metric
-        return [(series_text(metric, {**base, **bad}),
-                 counter([(v * REQ_RATE, n) for v, n in levels])),
-                (series_text(metric, {**base, **good}),
-                 counter([((1 - v) * REQ_RATE, n) for v, n in levels]))]
-    if k in ("drift", "accuracy"):
-        return [(series_text(kpi.inputs[0].metric, base), gauge(levels))]
-    # custom: fed through its own recorded series (its expression is the user's own)
-    return [(series_text(kpi.record, dict(kpi.record_labels)), gauge(levels))]
-
-
-def bucket_for(kpi: Kpi, value: float) -> str:
-    """The `le` of a single bucket that puts the KPI's quantile at (about) `value`."""
-    return "%.6g" % (value / kpi.quantile)
-
-
-def histogram_inputs(kpi: Kpi, base: dict, levels) -> list[tuple[str, str]]:
-    """All requests of a level fall in one bucket; that level's quantile is q * le."""
-    metric = kpi.inputs[0].metric
-    les = sorted({float(bucket_for(kpi, v)) for v, _ in levels})
-    out = []
-    for le in les:
-        rates = [(REQ_RATE if float(bucket_for(kpi, v)) <= le else 0.0, n) for v, n in levels]
-        out.append((series_text(f"{metric}_bucket", {**base, "le": "%.6g" % le}),
-                    counter(rates)))
-    out.append((series_text(f"{metric}_bucket", {**base, "le": "+Inf"}),
-                counter([(REQ_RATE, n) for _, n in levels])))
-    return out
+    """Input series that make `kpi` take each (value, steps) level in turn (its kind's)."""
+    return K.of(kpi).test_inputs(kpi, scrape_labels(group), levels)
 
 
 def actual_value(kpi: Kpi, v: float, levels: list) -> float:
-    """The value the KPI really takes at a synthesised level. For a quantile: all requests
-    sit in the level's bucket, so histogram_quantile interpolates from the next lower `le`
-    of the case's buckets (or 0) to that bucket's `le`."""
-    if kpi.kind != "response_time":
-        return v
-    le = float(bucket_for(kpi, v))
-    lower = max((x for x in (float(bucket_for(kpi, w)) for w, _ in levels) if x < le),
-                default=0.0)
-    return lower + (le - lower) * kpi.quantile
+    """The value the KPI really takes at a synthesised level (a quantile interpolates)."""
+    return K.of(kpi).actual_value(kpi, v, levels)
 
 
 # -- choosing levels ----------------------------------------------------------------------
@@ -260,10 +133,6 @@ def crosses(t: Threshold, v: float) -> bool:
     return v < t.value if t.below else v > t.value
 
 
-# KPI kinds whose value follows its input gauges at once (no rate window)
-INSTANT_KINDS = ("memory", "disk", "gpu_utilization", "gpu_memory", "drift", "accuracy")
-
-
 # -- cases --------------------------------------------------------------------------------
 def kpi_cases(model: Model, group: Group, index: int, kpi: Kpi) -> list[Case]:
     window = minutes(model.stack.rate_window)
@@ -272,7 +141,7 @@ def kpi_cases(model: Model, group: Group, index: int, kpi: Kpi) -> list[Case]:
     # A gauge KPI crosses the minute its input does, so the alert must fire exactly `for`
     # later (a longer `for` fails the case); a rate()-based one crosses while the rate window
     # fills, so it is checked once the window is full.
-    fire_at = tb + for_m if kpi.kind in INSTANT_KINDS else tb + window + for_m + 1
+    fire_at = tb + for_m if K.of(kpi).instant else tb + window + for_m + 1
     total = fire_at + 1
     labels = kpi_labels(group, kpi)
     cases = []
@@ -418,11 +287,7 @@ def slo_inputs(group: Group, slo: Slo, levels: list[tuple[float, int]]) -> list[
     metric = slo.inputs[0].metric
     if slo.kind == "availability":
         kpi = next(k for k in group.kpis if k.kind == "error_rate")
-        bad, good = _error_label_values(kpi.errors)
-        return [(series_text(metric, {**base, **bad}),
-                 counter([(r * REQ_RATE, n) for r, n in levels])),
-                (series_text(metric, {**base, **good}),
-                 counter([((1 - r) * REQ_RATE, n) for r, n in levels]))]
+        return error_rate.split_inputs(metric, kpi.errors, base, levels)
     le = "%.6g" % slo.threshold
     return [(series_text(f"{metric}_bucket", {**base, "le": le}),
              counter([((1 - r) * REQ_RATE, n) for r, n in levels])),

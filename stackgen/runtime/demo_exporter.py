@@ -48,7 +48,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import Metric
 from prometheus_client.utils import floatToGoString
 
-from stackgen.generators.rule_tests import _error_label_values, baseline, beyond, crosses
+from stackgen.generators.rule_tests import baseline, beyond, crosses
+from stackgen.kpis.error_rate import label_values as _error_label_values
 from stackgen.model import GPUS, HOSTS, SERVICES, Group, Kpi, Model, Threshold
 from stackgen import runtime
 from stackgen.runtime import steady

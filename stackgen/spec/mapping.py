@@ -11,6 +11,8 @@ import re
 
 from stackgen import images as I
 from stackgen import kpis as K
+from stackgen.kpis import error_rate, response_time
+from stackgen.kpis.base import humanizer
 from stackgen import matchers
 from stackgen.model import (
     GPUS, HOSTS, SERVICES, Alerting, EmailConfig, Group, Images, Kpi, KubernetesTarget, Model,
@@ -29,16 +31,6 @@ STACK_JOBS = ("prometheus", "alertmanager", "grafana", "cadvisor")
 
 SEVERITIES = (("warning", False), ("critical", False), ("warning_below", True),
               ("critical_below", True))
-
-# How each KPI key reads its thresholds, and what a mistake in them looks like.
-RATIO_KPIS = {"cpu", "memory", "gpu_utilization", "gpu_memory", "error_rate", "accuracy"}
-PARSERS = {
-    "cpu": U.parse_ratio, "memory": U.parse_ratio, "disk": U.parse_size,
-    "gpu_utilization": U.parse_ratio, "gpu_memory": U.parse_ratio,
-    "response_time": U.parse_seconds, "throughput": U.parse_rate, "error_rate": U.parse_ratio,
-    "drift": U.number, "accuracy": U.parse_ratio, "custom": U.parse_any,
-}
-BUILTIN_SERVICE_KPIS = ("response_time", "throughput", "error_rate", "drift", "accuracy")
 
 
 class _Mapper:
@@ -121,7 +113,7 @@ class _Mapper:
 
     # -- KPIs -----------------------------------------------------------------------------
     def thresholds(self, path, kind: str, d: dict) -> tuple:
-        parse = PARSERS[kind]
+        parse = K.kind(kind).parse
         out = []
         for key, below in SEVERITIES:
             if key not in d:
@@ -132,7 +124,7 @@ class _Mapper:
             if value is None:
                 self.error(path + (key,), "values/threshold", f"{where}: cannot read {raw!r}")
                 continue
-            if kind in RATIO_KPIS and value > 1:
+            if K.kind(kind).ratio and value > 1:
                 if isinstance(raw, str):  # a percentage such as 150%
                     msg = f"{where}: {raw} is above 100%, which this ratio can never reach"
                 else:
@@ -153,18 +145,14 @@ class _Mapper:
                           f"(both fire {side}); the warning alert will never be the first to fire")
         return tuple(out)
 
-    def kpi(self, group_kind, path, kind, name, d, shape: K.KpiShape, group_labels) -> Kpi:
-        for_ = d.get("for", K.DEFAULT_FOR[kind])
+    def kpi(self, path, kind, name, d, shape, group_labels) -> Kpi:
+        """A KPI of `kind` written `d` at `path`: its kind's shape, thresholds and `for`."""
         return Kpi(
-            kind=kind, name=name, title=shape.title, record=shape.record, expr=shape.expr,
+            kind=kind, name=name, **shape.kpi_fields(),
             record_labels=tuple(group_labels) if shape.aggregated else (),
-            unit=shape.unit, panel=shape.panel, alert=shape.alert,
-            thresholds=self.thresholds(path, kind, d), for_=for_,
-            description=d.get("description", ""), humanize=K.humanizer(shape.unit),
-            per=shape.per, inputs=shape.inputs, heatmap_expr=shape.heatmap_expr,
-            user_expr=d.get("expr"),
-            errors=d["errors"].strip().strip("{}").strip() if "errors" in d else None,
-            quantile=d.get("quantile", 0.95) if kind == "response_time" else None,
+            thresholds=self.thresholds(path, kind, d),
+            for_=d.get("for", K.kind(kind).default_for),
+            description=d.get("description", ""), humanize=humanizer(shape.unit),
         )
 
     def promql(self, path, expr: str, what: str, instant: bool = False) -> bool:
@@ -206,21 +194,8 @@ class _Mapper:
         kd = d.get("kpis", {})
         out = []
         job = name
-        if kind == HOSTS:
-            makers = {"cpu": K.host_cpu, "memory": K.host_memory, "disk": K.host_disk}
-            for key, make in makers.items():
-                if key in kd:
-                    out.append(self.kpi(kind, path + ("kpis", key), key, key, kd[key],
-                                        make(job, window), group_labels))
-        elif kind == GPUS:
-            makers = {"utilization": ("gpu_utilization", K.gpu_utilization),
-                      "memory": ("gpu_memory", K.gpu_memory)}
-            for key, (kkind, make) in makers.items():
-                if key in kd:
-                    out.append(self.kpi(kind, path + ("kpis", key), kkind, key, kd[key],
-                                        make(job, window), group_labels))
-        else:
-            out = self.service_kpis(path, job, kd, window, group_labels)
+        for kpi_kind in K.kinds_of(kind):
+            out.extend(kpi_kind.kpis(self, path + ("kpis",), kd, job, window, group_labels))
         slos = self.slos(path, d.get("slos", {}), kd)
         metrics_path, scheme = d.get("metrics_path", "/metrics"), d.get("scheme", "http")
         kubernetes = None
@@ -236,61 +211,6 @@ class _Mapper:
             labels=labels, description=d.get("description", ""),
             runbook_url=d.get("runbook_url"), kpis=tuple(out), slos=slos, kubernetes=kubernetes,
         )
-
-    def service_kpis(self, path, job, kd, window, group_labels) -> list:
-        out = []
-        kp = path + ("kpis",)
-        if "response_time" in kd:
-            d = kd["response_time"]
-            base, _, suffix = d["histogram"].rpartition("_")
-            if suffix in ("bucket", "count", "sum") and base:
-                self.error(kp + ("response_time", "histogram"), "kpis/histogram",
-                           f"histogram {d['histogram']!r} names one series of a histogram; "
-                           f"expected the histogram's name without _{suffix}; did you mean "
-                           f"{base!r}?")
-            else:
-                out.append(self.kpi(SERVICES, kp + ("response_time",), "response_time",
-                                    "response_time", d, K.response_time(
-                                        job, window, d["histogram"], d.get("quantile", 0.95)),
-                                    group_labels))
-        if "throughput" in kd:
-            d = kd["throughput"]
-            out.append(self.kpi(SERVICES, kp + ("throughput",), "throughput", "throughput", d,
-                                K.throughput(job, window, d["counter"]), group_labels))
-        if "error_rate" in kd:
-            d = kd["error_rate"]
-            errors = d["errors"].strip().strip("{}").strip()
-            if self.promql(kp + ("error_rate", "errors"), f"x{{{errors}}}",
-                           f"errors selector {d['errors']!r}"):
-                out.append(self.kpi(SERVICES, kp + ("error_rate",), "error_rate", "error_rate", d,
-                                    K.error_rate(job, window, d["counter"], errors), group_labels))
-        for key, make in (("drift", K.drift), ("accuracy", K.accuracy)):
-            if key in kd:
-                out.append(self.kpi(SERVICES, kp + (key,), key, key, kd[key],
-                                    make(job, window, kd[key]["gauge"]), group_labels))
-        seen: dict = {}
-        for i, c in enumerate(kd.get("custom", [])):
-            cp = kp + ("custom", i)
-            cname = c["name"]
-            if cname in BUILTIN_SERVICE_KPIS:
-                self.error(cp + ("name",), "kpis/custom-name",
-                           f"custom KPI name {cname!r} is the name of a built-in KPI; choose "
-                           "another so that the `kpi` label stays unambiguous")
-                continue
-            if cname in seen:
-                self.error(cp + ("name",), "kpis/duplicate",
-                           f"custom KPI {cname!r} is defined twice in this service (first at "
-                           f"custom[{seen[cname]}])")
-                continue
-            seen[cname] = i
-            if not self.promql(cp + ("expr",), c["expr"], f"custom KPI {cname!r} expr",
-                               instant=True):
-                continue
-            title = c.get("description") or cname.replace("_", " ").capitalize()
-            out.append(self.kpi(SERVICES, cp, "custom", cname, c, K.custom(
-                cname, c["expr"], K.grafana_unit(c["unit"]) if "unit" in c else None,
-                c.get("panel"), title), group_labels))
-        return out
 
     def slos(self, path, d: dict, kd: dict) -> tuple:
         out = []
@@ -315,13 +235,15 @@ class _Mapper:
             job = path[1]
             if kind == "availability":
                 er = kd["error_rate"]
-                errors = er["errors"].strip().strip("{}").strip()
-                ratio = K.availability_error_ratio(job, er["counter"], errors, Slo.WINDOW)
+                errors = error_rate.errors_matchers(er["errors"])
+                ratio = error_rate.availability_error_ratio(job, er["counter"], errors,
+                                                            Slo.WINDOW)
                 inputs = (Series(er["counter"], "counter"),)
             else:
                 rt = kd["response_time"]
                 self.check_bucket(sp + ("threshold",), threshold, s["threshold"], rt)
-                ratio = K.latency_error_ratio(job, rt["histogram"], threshold, Slo.WINDOW)
+                ratio = response_time.latency_error_ratio(job, rt["histogram"], threshold,
+                                                          Slo.WINDOW)
                 inputs = (Series(rt["histogram"], "histogram"),)
             if objective is None or not 0 < objective < 1:
                 self.error(sp + ("objective",), "slos/objective",

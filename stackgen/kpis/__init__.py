@@ -1,0 +1,76 @@
+"""The KPI kinds: one module each, found here by their `KIND` object.
+
+| module            | spec key                     | value                                    |
+| ----------------- | ---------------------------- | ---------------------------------------- |
+| host_cpu          | hosts.*.kpis.cpu             | CPU busy ratio per instance              |
+| host_memory       | hosts.*.kpis.memory          | memory used ratio per instance           |
+| host_disk         | hosts.*.kpis.disk            | free bytes per instance and mountpoint   |
+| gpu_utilization   | gpus.*.kpis.utilization      | GPU utilisation ratio per GPU            |
+| gpu_memory        | gpus.*.kpis.memory           | framebuffer used ratio per GPU           |
+| response_time     | services.*.kpis.response_time| a quantile of a latency histogram        |
+| throughput        | services.*.kpis.throughput   | requests per second                      |
+| error_rate        | services.*.kpis.error_rate   | share of failed requests                 |
+| drift             | services.*.kpis.drift        | the highest data-drift score             |
+| accuracy          | services.*.kpis.accuracy     | the lowest model accuracy                |
+| custom            | services.*.kpis.custom[]     | any PromQL expression                    |
+
+`base` says what a kind declares; `synth` holds the series synthesis its test inputs use.
+Adding a kind: a new module here with a `KIND`, its entry in spec/schema.json, its docs
+(docs/adding-a-kpi-kind.md walks through it). Nothing else names kinds.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+
+from stackgen.kpis.base import KpiKind
+from stackgen.model import GPUS, HOSTS, SERVICES
+
+GROUP_ORDER = (HOSTS, GPUS, SERVICES)
+
+_kinds: tuple | None = None
+
+
+def all_kinds() -> tuple:
+    """Every registered kind, by group kind (hosts, gpus, services), then `order`."""
+    global _kinds
+    if _kinds is None:
+        found = []
+        for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
+            module = importlib.import_module(f"{__name__}.{info.name}")
+            kind = getattr(module, "KIND", None)
+            if isinstance(kind, KpiKind):
+                found.append(kind)
+        found.sort(key=lambda k: (GROUP_ORDER.index(k.group), k.order, k.kind))
+        seen: dict = {}
+        for k in found:
+            for ident in (k.kind, (k.group, k.key)):
+                if ident in seen:
+                    raise RuntimeError(f"KPI kinds {seen[ident]!r} and {k!r} share {ident}")
+                seen[ident] = k
+        _kinds = tuple(found)
+    return _kinds
+
+
+def kinds_of(group_kind: str) -> tuple:
+    """The kinds of one group kind, in output order."""
+    return tuple(k for k in all_kinds() if k.group == group_kind)
+
+
+def kind(name: str) -> KpiKind:
+    """The kind whose `Kpi.kind` is `name`."""
+    for k in all_kinds():
+        if k.kind == name:
+            return k
+    raise KeyError(f"no KPI kind {name!r}")
+
+
+def of(kpi) -> KpiKind:
+    """The kind of a `model.Kpi`."""
+    return kind(kpi.kind)
+
+
+def incident_kinds() -> dict:
+    """{demo incident kind: (KPI kind, side)} of every kind, in registry order."""
+    return {name: (k.kind, side) for k in all_kinds() for name, side in k.incidents.items()}

@@ -1,0 +1,43 @@
+"""services.<name>.kpis.throughput: requests per second, summed over the service's targets."""
+
+from __future__ import annotations
+
+from stackgen.kpis.base import (
+    ABOVE, BELOW, LOAD, KpiKind, KpiShape, Param, selector, stem, window_suffix,
+)
+from stackgen.kpis.synth import counter, series_text
+from stackgen.model import SERVICES, Series
+from stackgen.spec import units as U
+
+
+class Throughput(KpiKind):
+    kind, key, group, order = "throughput", "throughput", SERVICES, 20
+    parse = staticmethod(U.parse_rate)
+    default_for = "10m"
+    draw = "bars"
+
+    def shape(self, m, path, d, job, window):
+        metric = d["counter"]
+        return KpiShape(
+            title="Throughput",
+            record=f"service:{stem(metric, '_total')}:{window_suffix(window)}",
+            expr=f"sum(rate({metric}{selector(job)}[{window}]))",
+            unit="reqps", panel="timeseries", alert="Throughput", aggregated=True,
+            inputs=(Series(metric, "counter"),),
+        )
+
+    def test_inputs(self, kpi, base, levels):
+        return [(series_text(kpi.inputs[0].metric, base), counter(levels))]
+
+    incidents = {"throughput-drop": BELOW, "throughput-spike": ABOVE}
+    default_incident = "throughput-drop"
+
+    def demo_setup(self, sim, kpi):
+        sim.serve_requests(kpi.inputs[0].metric)
+        sim.base[LOAD] = sim.healthy(kpi, sim.base[LOAD] * sim.n) / sim.n
+
+    def demo_param(self, sim, kpi):
+        return Param(LOAD, per_target=False, divisor=sim.n)
+
+
+KIND = Throughput()
