@@ -215,7 +215,8 @@ def quantile_name(q: float) -> str:
 
 
 def camel(name: str) -> str:
-    return "".join(part[:1].upper() + part[1:] for part in name.replace("-", "_").split("_") if part)
+    return "".join(part[:1].upper() + part[1:]
+                   for part in name.replace("-", "_").split("_") if part)
 
 
 def grafana_unit(unit: str) -> str:

@@ -26,7 +26,8 @@ class GpuUtilization(KpiKind):
         )
 
     def test_inputs(self, kpi, base, levels):
-        return [(series_text(METRIC, {**base, "gpu": "0"}), gauge([(v * 100, n) for v, n in levels]))]
+        return [(series_text(METRIC, {**base, "gpu": "0"}),
+                 gauge([(v * 100, n) for v, n in levels]))]
 
     healthy = 0.45
     incidents = {"gpu-busy": ABOVE}

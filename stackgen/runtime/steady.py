@@ -20,11 +20,9 @@ from dataclasses import dataclass, field
 
 import promql_parser as P
 
+from stackgen.runtime.promql_math import Unsupported, arith, bucket_quantile, quantile
+
 COUNTER, GAUGE = "counter", "gauge"
-
-
-class Unsupported(ValueError):
-    """The expression uses PromQL this evaluator does not model."""
 
 
 @dataclass(frozen=True)
@@ -144,7 +142,7 @@ def _drop_name(labels: dict) -> dict:
     return {k: v for k, v in labels.items() if k != "__name__"}
 
 
-def _key(labels: dict) -> tuple:
+def label_key(labels: dict) -> tuple:
     return tuple(sorted(labels.items()))
 
 
@@ -306,7 +304,7 @@ class _Eval:
             le = lb["le"]
             rest = _drop_name({k: v for k, v in lb.items() if k != "le"})
             upper = math.inf if le in ("+Inf", "Inf", "inf") else float(le)
-            groups.setdefault(_key(rest), []).append((upper, x))
+            groups.setdefault(label_key(rest), []).append((upper, x))
         out = []
         for key, buckets in groups.items():
             out.append((dict(key), bucket_quantile(q, buckets)))
@@ -324,9 +322,9 @@ class _Eval:
 
         def group_key(lb):
             if without:
-                return _key({k: v for k, v in lb.items() if k not in labels_of
+                return label_key({k: v for k, v in lb.items() if k not in labels_of
                              and k != "__name__"})
-            return _key({k: v for k, v in lb.items() if k in labels_of})
+            return label_key({k: v for k, v in lb.items() if k in labels_of})
 
         groups: dict = {}
         for lb, x in vec:
@@ -358,7 +356,7 @@ class _Eval:
                 var = sum((x - mean) ** 2 for x in xs) / len(xs)
                 v = math.sqrt(var) if op == "stddev" else var
             elif op == "quantile":
-                v = _quantile(self._scalar(self.eval(node.param)), xs)
+                v = quantile(self._scalar(self.eval(node.param)), xs)
             else:
                 raise Unsupported(f"aggregation {op} is not modelled")
             out.append((dict(key), v))
@@ -374,7 +372,7 @@ class _Eval:
             return self._set_op(op, lhs, rhs, mod)
         comparison = op in ("==", "!=", ">", "<", ">=", "<=")
         if isinstance(lhs, float) and isinstance(rhs, float):
-            v = _arith(op, lhs, rhs)
+            v = arith(op, lhs, rhs)
             return float(v) if not comparison else float(bool(v))
         if isinstance(lhs, float) or isinstance(rhs, float):
             out = []
@@ -382,7 +380,7 @@ class _Eval:
             s = lhs if scalar_left else rhs
             for lb, x in vec:
                 a, b = (s, x) if scalar_left else (x, s)
-                v = _arith(op, a, b)
+                v = arith(op, a, b)
                 if comparison:
                     if return_bool:
                         out.append((_drop_name(lb), float(bool(v))))
@@ -396,9 +394,9 @@ class _Eval:
     def _signature(self, lb: dict, mod) -> tuple:
         matching = mod.matching if mod is not None else None
         if matching is not None and _op_name(matching.type) == "Include":
-            return _key({k: v for k, v in lb.items() if k in matching.labels})
+            return label_key({k: v for k, v in lb.items() if k in matching.labels})
         ignored = set(matching.labels) if matching is not None else set()
-        return _key({k: v for k, v in lb.items() if k not in ignored and k != "__name__"})
+        return label_key({k: v for k, v in lb.items() if k not in ignored and k != "__name__"})
 
     def _vector_op(self, op, lhs, rhs, mod, comparison, return_bool):
         card = _op_name(mod.card) if mod is not None else "OneToOne"
@@ -424,7 +422,7 @@ class _Eval:
                 seen.add(sig)
             olb, ox = one_side[sig]
             a, b = (ox, x) if flipped else (x, ox)
-            v = _arith(op, a, b)
+            v = arith(op, a, b)
             if card == "OneToOne":
                 matching = mod.matching if mod is not None else None
                 if matching is not None and _op_name(matching.type) == "Include":
@@ -457,74 +455,3 @@ class _Eval:
             return [(lb, x) for lb, x in lhs if self._signature(lb, mod) not in rsigs]
         lsigs = {self._signature(lb, mod) for lb, _ in lhs}
         return list(lhs) + [(lb, x) for lb, x in rhs if self._signature(lb, mod) not in lsigs]
-
-
-def _arith(op: str, a: float, b: float):
-    if op == "+":
-        return a + b
-    if op == "-":
-        return a - b
-    if op == "*":
-        return a * b
-    if op == "/":
-        if b == 0:
-            return math.nan if a == 0 or math.isnan(a) else math.copysign(math.inf, a)
-        return a / b
-    if op == "%":
-        return math.fmod(a, b) if b != 0 else math.nan
-    if op == "^":
-        try:
-            return a ** b
-        except (OverflowError, ZeroDivisionError):
-            return math.inf
-    if op == "atan2":
-        return math.atan2(a, b)
-    comparisons = {"==": a == b, "!=": a != b, ">": a > b, "<": a < b, ">=": a >= b,
-                   "<=": a <= b}
-    if op in comparisons:
-        return comparisons[op]
-    raise Unsupported(f"operator {op} is not modelled")
-
-
-def _quantile(q: float, xs: list) -> float:
-    xs = sorted(xs)
-    if not xs:
-        return math.nan
-    if q < 0:
-        return -math.inf
-    if q > 1:
-        return math.inf
-    rank = q * (len(xs) - 1)
-    lo = math.floor(rank)
-    hi = min(lo + 1, len(xs) - 1)
-    return xs[lo] + (xs[hi] - xs[lo]) * (rank - lo)
-
-
-def bucket_quantile(q: float, buckets: list) -> float:
-    """Prometheus's histogram_quantile over cumulative (upper bound, count) buckets."""
-    if q < 0:
-        return -math.inf
-    if q > 1:
-        return math.inf
-    buckets = sorted(buckets)
-    if len(buckets) < 2 or buckets[-1][0] != math.inf:
-        return math.nan
-    # Cumulative counts must not decrease (they may, a little, with jitter): fix as Prometheus.
-    fixed, top = [], 0.0
-    for upper, count in buckets:
-        top = max(top, count)
-        fixed.append((upper, top))
-    total = fixed[-1][1]
-    if total == 0:
-        return math.nan
-    rank = q * total
-    i = next(i for i, (_, c) in enumerate(fixed) if c >= rank)
-    if i == len(fixed) - 1:
-        return fixed[-2][0]
-    upper, count = fixed[i]
-    lower, prev = (0.0, 0.0) if i == 0 else fixed[i - 1]
-    if i == 0 and upper <= 0:
-        return upper
-    if count == prev:
-        return upper
-    return lower + (upper - lower) * (rank - prev) / (count - prev)
