@@ -34,10 +34,11 @@ class Throughput(KpiKind):
 
     def demo_setup(self, sim, kpi):
         sim.serve_requests(kpi.inputs[0].metric)
-        sim.base[LOAD] = sim.healthy(kpi, sim.base[LOAD] * sim.n) / sim.n
+        n = max(sim.n, 1)  # a group scraped only in Kubernetes has no target here
+        sim.base[LOAD] = sim.healthy(kpi, sim.base[LOAD] * n) / n
 
     def demo_param(self, sim, kpi):
-        return Param(LOAD, per_target=False, divisor=sim.n)
+        return Param(LOAD, per_target=False, divisor=max(sim.n, 1))
 
 
 KIND = Throughput()
