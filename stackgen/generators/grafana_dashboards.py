@@ -303,7 +303,10 @@ def kpi_panels(group: Group, grid: Grid) -> list[dict]:
     for i, kpi in enumerate(group.kpis):
         panels.append(kpi_panel(group, kpi, pid=layout.kpi_panel_id(i), title=kpi.title,
                                 grid=grid.place(GROUP_PANEL_WIDTH), by_instance=by_instance))
-        for companion in K.of(kpi).companions(kpi):
+        companions = K.of(kpi).companions(kpi)
+        if len(companions) > 1:  # stackgen.layout has one companion panel id per KPI
+            raise ValueError(f"{kpi.kind}: at most one companion panel per KPI")
+        for companion in companions:
             panels.append(companion_panel(companion, pid=layout.companion_panel_id(i),
                                           grid=grid.place(GROUP_PANEL_WIDTH)))
     return panels

@@ -1,22 +1,13 @@
-"""The KPI kinds: one module each, found here by their `KIND` object.
+"""The KPI kinds: one module each, found here by their module-level `KIND` object.
 
-| module            | spec key                     | value                                    |
-| ----------------- | ---------------------------- | ---------------------------------------- |
-| host_cpu          | hosts.*.kpis.cpu             | CPU busy ratio per instance              |
-| host_memory       | hosts.*.kpis.memory          | memory used ratio per instance           |
-| host_disk         | hosts.*.kpis.disk            | free bytes per instance and mountpoint   |
-| gpu_utilization   | gpus.*.kpis.utilization      | GPU utilisation ratio per GPU            |
-| gpu_memory        | gpus.*.kpis.memory           | framebuffer used ratio per GPU           |
-| response_time     | services.*.kpis.response_time| a quantile of a latency histogram        |
-| throughput        | services.*.kpis.throughput   | requests per second                      |
-| error_rate        | services.*.kpis.error_rate   | share of failed requests                 |
-| drift             | services.*.kpis.drift        | the highest data-drift score             |
-| accuracy          | services.*.kpis.accuracy     | the lowest model accuracy                |
-| custom            | services.*.kpis.custom[]     | any PromQL expression                    |
-
-`base` says what a kind declares; `synth` holds the series synthesis its test inputs use.
-Adding a kind: a new module here with a `KIND`, its entry in spec/schema.json, its docs
-(docs/adding-a-kpi-kind.md walks through it). Nothing else names kinds.
+Each module's docstring says which spec key it reads and what its value is (host_cpu,
+host_memory, host_disk, gpu_utilization, gpu_memory, response_time, throughput, error_rate,
+drift, accuracy, custom). `base` says what a kind declares; `synth` writes the series
+values its promtool test inputs use. Adding a kind: a new module here with a `KIND`, its
+entry in spec/schema.json and its docs (docs/adding-a-kpi-kind.md walks through it).
+Outside this package only the SLOs (which read the error_rate and response_time KPIs'
+series) and the smoke test's override (which shortens custom expressions' ranges) name a
+kind.
 """
 
 from __future__ import annotations

@@ -57,7 +57,8 @@ class KpiShape:
 class Companion:
     """A panel beside the KPI's own panel in its group dashboard, e.g. the response-time
     heatmap. Rendered by generators/grafana_dashboards.py (the only module that knows
-    Grafana's JSON); `type` is one of the panel types it renders ("heatmap")."""
+    Grafana's JSON); `type` is one of the panel types it renders ("heatmap"). At most one
+    per KPI so far: stackgen.layout gives KPI i's companion the panel id 100 + i."""
 
     type: str
     title: str
