@@ -46,8 +46,8 @@ def build_artifacts(model) -> list[Artifact]:
     for name in GENERATORS:
         module = importlib.import_module(f"stackgen.generators.{name}")
         out.extend(module.generate(model))
-    paths = [a.path for a in out]
-    dupes = {p for p in paths if paths.count(p) > 1}
+    seen: set = set()
+    dupes = {a.path for a in out if a.path in seen or seen.add(a.path)}
     if dupes:  # a bug in a generator, never a user error
         raise RuntimeError(f"two generators wrote the same path: {sorted(dupes)}")
     out.sort(key=lambda a: a.path)

@@ -222,8 +222,12 @@ def generate(model: Model) -> list[Artifact]:
         "helm/alertmanager-config.yaml.j2", mark=mark, config=alertmanager_yaml(model))))
 
     rules = []
-    for name, data in prometheus_rules.rule_files(model):
-        out.append(Artifact(f"{base}/files/rules/{name}", to_yaml(data, model.spec_name)))
+    # the very rule files of prometheus/rules/ (one serialisation, shared)
+    shared = prometheus_rules.generate(model)
+    for (name, data), a in zip(prometheus_rules.rule_files(model), shared):
+        if a.path != f"{prometheus_rules.RULES_DIR}/{name}":  # a bug, never a user error
+            raise RuntimeError(f"rule file {name} and its artifact {a.path} are out of step")
+        out.append(Artifact(f"{base}/files/rules/{name}", a.content))
         rules.append({"file": name, "stem": name.rsplit(".", 1)[0],
                       "groups": ", ".join(f"`{g['name']}`" for g in data["groups"])})
     scrape_configs, service_monitors = [], []

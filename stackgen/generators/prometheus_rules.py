@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from stackgen import kpis as K
 from stackgen import layout
-from stackgen.artifact import Artifact, to_yaml
+from stackgen.artifact import Artifact, per_model, to_yaml
 from stackgen.model import GPUS, HOSTS, Group, Kpi, Model, Threshold
 from stackgen.spec.units import fmt_number
 
@@ -190,6 +190,7 @@ def _rule_files(model: Model) -> list[tuple[str, dict]]:
     return files
 
 
+@per_model
 def generate(model: Model) -> list[Artifact]:
     return [Artifact(f"{RULES_DIR}/{name}", to_yaml(data, model.spec_name))
             for name, data in rule_files(model)]
