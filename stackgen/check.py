@@ -14,7 +14,6 @@ import re
 import shutil
 import subprocess
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from stackgen.k8s_objects import (
@@ -116,31 +115,55 @@ def failed_promtool_cases(output: str) -> list[str]:
 REBUILD = "run `stackgen build` to write it (and commit it)"
 
 
-def test_rules(out_dir: str) -> list[Step]:
-    """`promtool test rules` on every test file; a rule file without its tests fails."""
+def _rule_test_step(name: str, path: str, ok: bool, output: str, promtool: str) -> Step:
+    step = Step(name, ok, [promtool, "test", "rules", path], output)
+    if not ok:
+        failed = failed_promtool_cases(output)
+        if failed:
+            step.output = "failing cases:\n" + "\n".join(f"  {f}" for f in failed) + \
+                "\n" + output
+    return step
+
+
+def test_rules(out_dir: str, only: list | None = None, on_step=None) -> list[Step]:
+    """`promtool test rules` on every test file (or the test files named in `only`), several
+    files per promtool run, as many runs at once as there are cores; a rule file without
+    its tests fails. `on_step(step)` hears of each file's step as soon as it is known."""
+    from stackgen import promtool_tests
+
     promtool = find_promtool()
     tests = sorted(glob.glob(os.path.join(out_dir, "prometheus", "tests", "*.test.yml")))
+    if only is not None:
+        tests = [t for t in tests if os.path.basename(t) in only]
     steps = []
     for rules in sorted(glob.glob(os.path.join(out_dir, "prometheus", "rules", "*.yml"))):
         name = os.path.basename(rules)[:-len(".yml")] + ".test.yml"
+        if only is not None and name not in only:
+            continue
         if not os.path.exists(os.path.join(out_dir, "prometheus", "tests", name)):
             steps.append(Step(f"promtool test rules {name}", False, [], (
                 f"missing: the tests for prometheus/rules/{os.path.basename(rules)} "
                 f"(prometheus/tests/{name}); {REBUILD}")))
+            if on_step:
+                on_step(steps[-1])
     if not tests:
         return steps
     if not promtool:
-        return steps + [missing("promtool test rules", "promtool")]
-    for path in tests:
-        step = run(f"promtool test rules {os.path.basename(path)}",
-                   [promtool, "test", "rules", path])
-        if not step.ok:
-            failed = failed_promtool_cases(step.output)
-            if failed:
-                step.output = "failing cases:\n" + "\n".join(f"  {f}" for f in failed) + \
-                    "\n" + step.output
-        steps.append(step)
-    return steps
+        steps.append(missing("promtool test rules", "promtool"))
+        if on_step:
+            on_step(steps[-1])
+        return steps
+
+    def step_of(path, ok, output):
+        return _rule_test_step(f"promtool test rules {os.path.basename(path)}", path, ok,
+                               output, promtool)
+
+    def heard(part):
+        for path in sorted(part):
+            on_step(step_of(path, *part[path]))
+
+    results = promtool_tests.run(promtool, tests, on_batch=heard if on_step else None)
+    return steps + [step_of(path, *results[path]) for path in tests]
 
 
 def test_routes(out_dir: str) -> list[Step]:
@@ -224,10 +247,13 @@ def _note(usable: str, config: str) -> str:
 
 
 def check_compose(out_dir: str) -> list[Step]:
+    """`compose config` on compose.yaml, when the stack has one (`stack.outputs`)."""
+    path = os.path.join(out_dir, "compose.yaml")
+    if not os.path.exists(path):
+        return []
     compose = find_compose()
     if not compose:
         return [missing("compose config", "compose")]
-    path = os.path.join(out_dir, "compose.yaml")
     return [run("compose config", [compose, "-f", path, "config", "--quiet"])]
 
 
@@ -315,7 +341,8 @@ def _chart_rule_steps(out_dir: str, objects: list[dict], label: str) -> list[Ste
     with tempfile.TemporaryDirectory(prefix="stackgen-helm-") as tmp:
         os.makedirs(os.path.join(tmp, "rules"))
         paths = []
-        for name, data in sorted(rendered_rule_files(objects).items()):
+        rendered = rendered_rule_files(objects)
+        for name, data in sorted(rendered.items()):
             paths.append(os.path.join(tmp, "rules", name))
             with open(paths[-1], "w", encoding="utf-8") as fh:
                 yaml.safe_dump(data, fh, sort_keys=False, allow_unicode=True)
@@ -325,19 +352,9 @@ def _chart_rule_steps(out_dir: str, objects: list[dict], label: str) -> list[Ste
         steps.append(run(f"promtool check rules ({label} PrometheusRules)",
                          [promtool, "check", "rules", "--lint=all", "--lint-fatal", *paths]))
         if tests:
-            os.makedirs(os.path.join(tmp, "tests"))
-            copies = []
-            for path in tests:
-                copies.append(os.path.join(tmp, "tests", os.path.basename(path)))
-                shutil.copyfile(path, copies[-1])
-            with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as pool:
-                runs = list(pool.map(lambda c: run(c, [promtool, "test", "rules", c]), copies))
-            failed = [r for r in runs if not r.ok]
-            cases = [c for r in failed for c in failed_promtool_cases(r.output)]
-            output = ("failing cases:\n" + "\n".join(f"  {c}" for c in cases) + "\n"
-                      if cases else "") + "\n".join(r.output for r in failed)
-            steps.append(Step(f"promtool test rules ({label} PrometheusRules, {len(tests)} files)",
-                              not failed, [promtool, "test", "rules", *copies], output))
+            from stackgen.check_chart_rules import chart_rule_tests
+
+            steps.append(chart_rule_tests(out_dir, tmp, tests, promtool, label, rendered))
     return steps
 
 
@@ -407,9 +424,17 @@ def check_helm(out_dir: str) -> list[Step]:
     return steps
 
 
-def run_all(out_dir: str) -> list[Step]:
+def run_all(out_dir: str, on_step=None) -> list[Step]:
+    """Every step of `check`, in order; `on_step(step)` hears of each as it finishes."""
     steps = []
     for part in (check_prometheus, test_rules, check_alertmanager, test_routes, check_compose,
                  check_helm):
-        steps.extend(part(out_dir))
+        if part is test_rules:
+            found = test_rules(out_dir, on_step=on_step)
+        else:
+            found = part(out_dir)
+            for step in found:
+                if on_step:
+                    on_step(step)
+        steps.extend(found)
     return steps

@@ -107,18 +107,23 @@ def check(out_dir, env):
     if error:
         click.echo(f"stackgen check: {error}", err=True)
         sys.exit(EXIT_INVALID)
-    failed = passed = 0
+    counts = {"passed": 0, "failed": 0}
+
+    def show(step):  # as each step finishes: a long check is seen to move
+        click.echo(f"{'PASS' if step.ok else 'FAIL'}  {step.name}")
+        if step.note:
+            click.echo(f"      note: {step.note}")
+        if not step.ok and step.output:
+            for line in step.output.splitlines():
+                click.echo(f"      {line}")
+        sys.stdout.flush()
+        counts["passed" if step.ok else "failed"] += 1
+
     for folder in folders:
         if folder != out_dir:
             click.echo(f"== {folder}/")
-        for step in c.run_all(folder):
-            click.echo(f"{'PASS' if step.ok else 'FAIL'}  {step.name}")
-            if step.note:
-                click.echo(f"      note: {step.note}")
-            if not step.ok and step.output:
-                for line in step.output.splitlines():
-                    click.echo(f"      {line}")
-            passed, failed = passed + step.ok, failed + (not step.ok)
+        c.run_all(folder, on_step=show)
+    passed, failed = counts["passed"], counts["failed"]
     click.echo(f"{passed} passed, {failed} failed")
     if failed:
         sys.exit(EXIT_FINDINGS)

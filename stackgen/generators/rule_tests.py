@@ -229,6 +229,12 @@ def stack_alert_cases(rule: dict) -> list[Case]:
 
 
 # -- SLO burn-rate tiers ------------------------------------------------------------------
+# The SLO alerts have no `for` and every case asserts once, at its end, on windows computed
+# from the raw 1m input (rate() does not depend on when rules ran before): evaluating every
+# hour instead of every 5 minutes keeps each assertion exact and costs promtool 12x fewer
+# evaluations of the ~30 SLO rules (the SLO tests took ~3.6 s a file, most of `check`).
+SLO_EVAL_M = 60
+
 def _ratio_over(window_m: int, t_end: int, burn_start: int, r: float) -> float:
     """Error ratio over the window ending at t_end, burning at r from burn_start (from 0)."""
     start = max(0, t_end - window_m)
@@ -265,7 +271,7 @@ def tier_scenario(slo: Slo, i: int, r: float) -> tuple[int, int, dict]:
     options += [(minutes(b), minutes(me.long) + 10) for b in ("3h", "8h", "1d", "3d")]
     fallback = None
     for before, burn in options:
-        burn += -(before + burn) % 5  # evaluations run every 5m: end on one
+        before += -(before + burn) % SLO_EVAL_M  # a longer clean start: end on an evaluation
         try:
             # the counter's first burn increment lands on the minute before the burn level
             outcome = tier_outcome(slo, before + burn, max(0, before - 1), r)
@@ -322,7 +328,7 @@ def slo_cases(model: Model, group: Group, index: int, slo: Slo) -> list[Case]:
     lowest = min(t.factor for t in tiers)
     r = lowest * 0.8 * budget
     t_end = minutes(max((t.short for t in tiers), key=duration_seconds)) + 10
-    t_end += -t_end % 5
+    t_end += -t_end % SLO_EVAL_M
     case = Case(f"{S.ALERT} {slo.kind} SLO of {group.name}: a burn at 0.8x the lowest factor "
                 f"fires nothing")
     case.series = slo_inputs(group, slo, [(r, t_end + 1)])
@@ -354,7 +360,7 @@ def test_files(model: Model) -> list[tuple[str, dict]]:
             slo.extend(slo_cases(model, group, i, s))
         if slo:
             out.append((f"slo-{group.name}.test.yml",
-                        test_file(f"slo-{group.name}.yml", slo, "5m")))
+                        test_file(f"slo-{group.name}.yml", slo, f"{SLO_EVAL_M}m")))
     stack = R.stack_rules(model)
     cases = []
     by_job = {g.job: g for g in model.groups}

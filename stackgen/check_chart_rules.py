@@ -1,0 +1,69 @@
+"""The chart's rule groups and the Compose stack's rule tests (`stackgen check`).
+
+The chart's PrometheusRules wrap the very rule files of prometheus/rules/, whose tests
+`promtool test rules` runs anyway. Running every test a second time against the rendered
+groups (what `check` did before) doubled the cost of `check` for nothing when the groups are
+the same: so they are compared as data, file by file, and promtool runs only the tests of
+files whose rendered groups differ (a hand edit, a template bug), where it names the failing
+cases as for the Compose stack.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+
+from stackgen import promtool_tests
+from stackgen.check import Step, _rule_test_step, failed_promtool_cases
+
+
+def _load_rule_files(folder: str) -> dict:
+    """{file name: its data} of the rule files in `folder`."""
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    out = {}
+    for path in glob.glob(os.path.join(folder, "*.yml")):
+        with open(path, encoding="utf-8") as fh:
+            out[os.path.basename(path)] = yaml.load(fh, Loader=loader)
+    return out
+
+
+def differing_rule_files(compose: dict, rendered: dict) -> list[str]:
+    """The rule files whose groups differ as data between prometheus/rules/ and the chart's
+    rendered PrometheusRules (a file on one side only differs)."""
+    return sorted(name for name in set(compose) | set(rendered)
+                  if compose.get(name) != rendered.get(name))
+
+
+def chart_rule_tests(out_dir: str, tmp: str, tests: list, promtool: str, label: str,
+                     rendered: dict) -> Step:
+    """The Compose stack's rule tests against the chart's rule groups: proven by comparison
+    where the chart renders the very rule groups of prometheus/rules/ (the tests ran on
+    those), run by promtool against the rendered files that differ (`rendered`: {file name:
+    its data}, written to tmp/rules/)."""
+    name = f"promtool test rules ({label} PrometheusRules, {len(tests)} files)"
+    differ = differing_rule_files(_load_rule_files(os.path.join(out_dir, "prometheus", "rules")),
+                                  rendered)
+    if not differ:
+        return Step(name, True, [], note=(
+            "the chart renders the very rule groups of prometheus/rules/ (compared file by "
+            "file as data), which `promtool test rules` tested above"))
+    wanted = {n[:-len(".yml")] + ".test.yml" for n in differ}
+    os.makedirs(os.path.join(tmp, "tests"))
+    copies = []
+    for path in tests:
+        if os.path.basename(path) in wanted:
+            copies.append(os.path.join(tmp, "tests", os.path.basename(path)))
+            shutil.copyfile(path, copies[-1])
+    results = promtool_tests.run(promtool, copies)
+    failed = [_rule_test_step(c, c, ok, out, promtool) for c, (ok, out) in results.items()
+              if not ok]
+    cases = [c for r in failed for c in failed_promtool_cases(r.output)]
+    output = ("failing cases:\n" + "\n".join(f"  {c}" for c in cases) + "\n"
+              if cases else "") + "\n".join(r.output for r in failed)
+    note = (f"{len(differ)} rule file(s) differ from prometheus/rules/ "
+            f"({', '.join(differ[:5])}{', ...' if len(differ) > 5 else ''}): their tests ran "
+            f"on the rendered groups")
+    return Step(name, not failed, [promtool, "test", "rules", *copies], output, note)
