@@ -250,6 +250,7 @@ class Stack:
     grafana_url: str
     images: Images
     external_labels: tuple = ()
+    outputs: tuple = ("compose", "helm")  # the deployments generated (stack.outputs)
 
 
 @dataclass(frozen=True)

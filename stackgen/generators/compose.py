@@ -140,4 +140,6 @@ def config(model: Model) -> dict:
 
 
 def generate(model: Model) -> list[Artifact]:
+    if "compose" not in model.stack.outputs:  # stack.outputs leaves it out
+        return []
     return [Artifact(PATH, to_yaml(config(model), model.spec_name))]

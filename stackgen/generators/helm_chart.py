@@ -211,6 +211,8 @@ def _selector_text(group: Group) -> str:
 
 
 def generate(model: Model) -> list[Artifact]:
+    if "helm" not in model.stack.outputs:  # stack.outputs leaves it out
+        return []
     if DATASOURCE_UID != TEMPLATE_DATASOURCE_UID:  # a bug: the template would miss the uid
         raise RuntimeError("templates/helm/dashboards.yaml.j2 replaces another datasource uid")
     base = chart_dir(model)

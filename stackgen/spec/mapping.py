@@ -109,6 +109,8 @@ class _Mapper:
             grafana_url=g.get("url", "http://localhost:3000").rstrip("/"),
             images=Images(**images),
             external_labels=tuple(sorted(s.get("external_labels", {}).items())),
+            outputs=tuple(o for o in ("compose", "helm") if o in s.get("outputs",
+                                                                        ("compose", "helm"))),
         )
 
     # -- KPIs -----------------------------------------------------------------------------
