@@ -64,11 +64,13 @@ def _run_batch(promtool: str, files: list[str], cwd: str | None) -> dict:
     """{file: (ok, output)} for one promtool run over `files`."""
     cmd = [promtool, "test", "rules", *files]
     try:
-        proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True,
-                              timeout=120 + 60 * len(files))
+        # one pipe for both streams: promtool writes each file's header to stdout and its
+        # failures to stderr, unbuffered, so only a shared pipe keeps them in order
+        proc = subprocess.run(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True, timeout=120 + 60 * len(files))
     except (OSError, subprocess.TimeoutExpired) as exc:
         return {f: (False, f"could not run: {exc}") for f in files}
-    parts = split_output(proc.stdout + proc.stderr, files)
+    parts = split_output(proc.stdout, files)
     out = {}
     for f in files:
         text = parts.get(f, "")
@@ -76,7 +78,7 @@ def _run_batch(promtool: str, files: list[str], cwd: str | None) -> dict:
         ok = proc.returncode == 0 or ("SUCCESS" in lines and not any(
             ln.startswith("FAILED") for ln in lines))
         if not ok and not text:  # promtool stopped before this file (or said why not)
-            text = (proc.stdout + proc.stderr).strip()
+            text = proc.stdout.strip()
         out[f] = (ok, text)
     return out
 

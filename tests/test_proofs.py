@@ -1,6 +1,7 @@
 """The generated proofs: every alert and route has a case, and the cases can fail."""
 
 import os
+import re
 import shutil
 
 import pytest
@@ -103,17 +104,25 @@ def test_slo_windows_scale_with_the_slo_window():
 
 
 # -- the proofs can fail ------------------------------------------------------------------
-@pytest.fixture
-def built(tmp_path):
+@pytest.fixture(scope="module")
+def built_once(tmp_path_factory):
     need_tool(check.find_promtool, "promtool", check.INSTALL["promtool"])
     need_tool(check.find_amtool, "amtool", check.INSTALL["amtool"])
-    d = tmp_path / "spec"
+    d = tmp_path_factory.mktemp("proofs") / "spec"
     (d / "secrets").mkdir(parents=True)
     shutil.copy(REFERENCE, d / "stack.yaml")
     for name in ("grafana_admin_password", "smtp_password", "slack_webhook_url"):
         (d / "secrets" / name).write_text("placeholder\n")
-    out = tmp_path / "out"
+    out = d.parent / "out"
     assert not build.build(str(d / "stack.yaml"), str(out)).failed
+    return out
+
+
+@pytest.fixture
+def built(built_once, tmp_path):
+    """The reference spec's build, a fresh copy for each test to mutate."""
+    out = tmp_path / "out"
+    shutil.copytree(built_once, out, symlinks=True)
     return out
 
 
@@ -123,8 +132,11 @@ def _mutate(path, old, new):
     path.write_text(text.replace(old, new, 1))
 
 
-def _rule_steps(out):
-    return [s for s in check.test_rules(str(out)) if not s.ok]
+def _rule_steps(out, rules_file):
+    """The failing steps of the tests of one (mutated) rule file: promtool runs on its test
+    file only."""
+    only = [rules_file[:-len(".yml")] + ".test.yml"]
+    return [s for s in check.test_rules(str(out), only=only) if not s.ok]
 
 
 def test_proofs_pass_unmutated(built):
@@ -146,7 +158,7 @@ def test_proofs_pass_unmutated(built):
 def test_a_mutated_rule_fails_its_test_naming_the_alert(built, old, new, alert):
     rules = next(p for p in (built / "prometheus/rules").iterdir() if old in p.read_text())
     _mutate(rules, old, new)
-    failed = _rule_steps(built)
+    failed = _rule_steps(built, rules.name)
     assert failed
     assert any(f"alert {alert}:" in s.output for s in failed), [s.output for s in failed]
 
@@ -158,7 +170,7 @@ def test_a_dropped_for_fails_the_short_breach_case(built):
         if rule.get("alert") == "HostMemoryHigh":
             rule["for"] = "0s"
     rules.write_text(yaml.safe_dump(data, sort_keys=False))
-    failed = _rule_steps(built)
+    failed = _rule_steps(built, rules.name)
     assert any("alert HostMemoryHigh:" in s.output and "silent before" in s.output
                for s in failed)
 
@@ -178,8 +190,36 @@ def test_a_gauge_alert_with_another_for_fails_its_test(built, alert, rules_file,
             if rule.get("alert") == alert:
                 rule["for"] = new_for
     rules.write_text(yaml.safe_dump(data, sort_keys=False))
-    failed = _rule_steps(built)
+    failed = _rule_steps(built, rules_file)
     assert any(f"alert {alert}:" in s.output for s in failed), [s.output for s in failed]
+
+
+def test_each_slo_tier_factor_is_pinned_by_its_test(built, tmp_path):
+    """Doubling the factor of any burn-rate tier fails the SLO tests (hourly evaluations keep
+    them exact). The four mutants are checked in one promtool run."""
+    rules_file = next(p.name for p in (built / "prometheus/rules").iterdir()
+                      if p.name.startswith("slo-"))
+    test_file = rules_file[:-len(".yml")] + ".test.yml"
+    text = (built / "prometheus/rules" / rules_file).read_text()
+    budget = re.search(r"\(14\.4 \* ([0-9.]+)\)", text).group(1)
+    mutants = []
+    for factor, double in (("14.4", "28.8"), ("6", "12"), ("3", "6"), ("1", "2")):
+        old = f"({factor} * {budget})"
+        assert old in text, old
+        d = tmp_path / f"tier-{factor}"
+        (d / "rules").mkdir(parents=True)
+        (d / "tests").mkdir()
+        (d / "rules" / rules_file).write_text(text.replace(old, f"({double} * {budget})"))
+        shutil.copy(built / "prometheus/tests" / test_file, d / "tests" / test_file)
+        mutants.append(str(d / "tests" / test_file))
+    from stackgen import promtool_tests
+
+    results = promtool_tests.run(check.find_promtool(), mutants, n_jobs=2)
+    survived = [m for m, (ok, _) in results.items() if ok]
+    assert not survived, survived
+    for mutant, (_, out) in results.items():
+        assert "alert ErrorBudgetBurn:" in "\n".join(check.failed_promtool_cases(out)), \
+            (mutant, out[:2000])
 
 
 def test_a_mutated_route_fails_its_routing_case(built):
@@ -202,7 +242,7 @@ def test_swapped_route_order_fails(built):
 def test_check_fails_when_a_proof_file_is_missing(built):
     (built / "prometheus/tests/hosts-nodes.test.yml").unlink()
     (built / "alertmanager/tests/routing.test.yml").unlink()
-    failed = {s.name: s.output for s in check.test_rules(str(built)) + check.test_routes(str(built))
+    failed = {s.name: s.output for s in check.test_rules(str(built), only=["hosts-nodes.test.yml"]) + check.test_routes(str(built))
               if not s.ok}
     assert "promtool test rules hosts-nodes.test.yml" in failed
     assert "tests for prometheus/rules/hosts-nodes.yml" in \
