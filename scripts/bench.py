@@ -1,9 +1,13 @@
 #!/usr/bin/env python3
-"""Benchmark `stackgen build`: wall time and peak memory (max RSS) per spec size.
+"""Benchmark `stackgen build`, `lint` and `check`: time, peak memory, output size.
 
-Not a test. Runs each build as its own process (so start-up and imports count, as a user
+Not a test. Runs each command as its own process (so start-up and imports count, as a user
 sees them), best of --repeat runs, on the default spec and on generated specs of 10, 100
-and 1,000 services. Usage: python scripts/bench.py [--repeat 3] [--sizes 10,100,1000]
+and 1,000 services (4 KPIs and 2 SLOs each). For each size: build time, peak memory (max
+RSS of the build), files and bytes written, the I/O floor (the same files written from
+memory, in this process, in the same run) and the build's ratio to it, lint time (of the
+built output), and `check` time at the --check-sizes (10 and 50 services).
+Usage: python scripts/bench.py [--repeat 3] [--sizes 10,100,1000] [--check-sizes 10,50]
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ SERVICE = """
     labels: {{team: team-{team}, component: api}}
     runbook_url: https://runbooks.example.com/svc-{i}
     kpis:
-      response_time: {{histogram: http_request_duration_seconds, quantile: 0.95, warning: 500ms, critical: 2s}}
+      response_time: {{histogram: http_request_duration_seconds, quantile: 0.95, warning: 500ms, critical: 2s, buckets: [0.1, 0.5, 1, 2, 5]}}
       throughput: {{counter: http_requests_total, warning_below: 1/s}}
       error_rate: {{counter: http_requests_total, errors: 'status=~"5.."', warning: 1%, critical: 5%}}
       custom:
@@ -61,43 +65,106 @@ def make_spec(folder: str, n: int) -> str:
     return path
 
 
-def run_once(spec: str, out: str) -> tuple[float, int]:
-    shutil.rmtree(out, ignore_errors=True)
+def _stackgen(args: list) -> tuple[float, int, str]:
+    """(wall seconds, max RSS in KiB, output) of one stackgen command in its own process."""
     start = time.perf_counter()
     code = ("import resource, sys; from stackgen.cli import main\n"
             "try:\n    main()\nexcept SystemExit as e:\n    rc = e.code or 0\n"
             "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
             "sys.exit(rc)")
-    proc = subprocess.run([sys.executable, "-c", code, "build", spec, "--out", out,
-                           "--no-secrets"], capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True)
     elapsed = time.perf_counter() - start
     if proc.returncode != 0:
-        sys.exit(f"build of {spec} failed:\n{proc.stderr}")
+        sys.exit(f"stackgen {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
     rss_kib = int(proc.stderr.strip().splitlines()[-1])
-    return elapsed, rss_kib
+    return elapsed, rss_kib, proc.stdout
+
+
+def run_once(spec: str, out: str) -> tuple[float, int]:
+    shutil.rmtree(out, ignore_errors=True)
+    elapsed, rss, _ = _stackgen(["build", spec, "--out", out, "--no-secrets"])
+    return elapsed, rss
+
+
+def io_floor(out: str, tmp: str) -> float:
+    """Seconds to write the files of `out` again from memory (the same way stackgen writes:
+    each to a temp file, then renamed), into an empty folder."""
+    files = []
+    for folder, _, names in os.walk(out):
+        for name in names:
+            path = os.path.join(folder, name)
+            with open(path, "rb") as fh:
+                files.append((os.path.relpath(path, out), fh.read()))
+    dest = os.path.join(tmp, "floor")
+    shutil.rmtree(dest, ignore_errors=True)
+    start = time.perf_counter()
+    for rel, data in files:
+        path = os.path.join(dest, rel)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        fd, tmpname = tempfile.mkstemp(dir=os.path.dirname(path))
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmpname, path)
+    elapsed = time.perf_counter() - start
+    shutil.rmtree(dest, ignore_errors=True)
+    return elapsed
+
+
+def size_of(out: str) -> tuple[int, int]:
+    n = total = 0
+    for folder, _, names in os.walk(out):
+        for name in names:
+            n += 1
+            total += os.path.getsize(os.path.join(folder, name))
+    return n, total
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--sizes", default="10,100,1000")
+    ap.add_argument("--check-sizes", default="10,50")
     args = ap.parse_args()
-    rows = []
+    rows, checks = [], []
     with tempfile.TemporaryDirectory() as tmp:
         cases = [("specs/stack.yaml (default)", os.path.join(ROOT, "specs", "stack.yaml"))]
-        for n in (int(x) for x in args.sizes.split(",")):
+        for n in (int(x) for x in args.sizes.split(",") if x):
             cases.append((f"{n} services", make_spec(tmp, n)))
+        out = os.path.join(tmp, "out")
         for label, spec in cases:
-            runs = [run_once(spec, os.path.join(tmp, "out")) for _ in range(args.repeat)]
-            files = sum(len(f) for _, _, f in os.walk(os.path.join(tmp, "out")))
+            runs = [run_once(spec, out) for _ in range(args.repeat)]
+            files, size = size_of(out)
+            floor = min(io_floor(out, tmp) for _ in range(args.repeat))
+            lint = min(_stackgen(["lint", spec, "--out", out])[0] for _ in range(args.repeat))
             best = min(t for t, _ in runs)
             peak = max(r for _, r in runs)
-            rows.append((label, best, peak / 1024, files))
+            rows.append((label, best, peak / 1024, files, size / 2**20, floor, lint))
+        for n in (int(x) for x in args.check_sizes.split(",") if x):
+            spec = make_spec(tmp, n)
+            run_once(spec, out)
+            elapsed, _, _ = _stackgen(["check", "--out", out])
+            checks.append((f"{n} services", elapsed))
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores, best of {args.repeat}")
-    print(f"| spec | build time (s) | peak memory (MiB) | files written |")
-    print(f"| --- | ---: | ---: | ---: |")
-    for label, best, peak, files in rows:
-        print(f"| {label} | {best:.2f} | {peak:.0f} | {files} |")
+    print("| spec | build (s) | peak memory (MiB) | files | output (MiB) | I/O floor (s) "
+          "| build / floor | lint (s) |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for label, best, peak, files, mib, floor, lint in rows:
+        print(f"| {label} | {best:.2f} | {peak:.0f} | {files} | {mib:.1f} | {floor:.2f} "
+              f"| {best / floor:.1f}x | {lint:.2f} |")
+    if checks:
+        print()
+        print("| spec | check (s) |")
+        print("| --- | ---: |")
+        for label, elapsed in checks:
+            print(f"| {label} | {elapsed:.1f} |")
+    bare = min(_bare() for _ in range(args.repeat))
+    print(f"\nbare interpreter start-up: {bare:.3f} s")
+
+
+def _bare() -> float:
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "pass"], check=True)
+    return time.perf_counter() - start
 
 
 if __name__ == "__main__":

@@ -53,7 +53,7 @@ def _style(value: str):
         style = "'"
     else:
         style = None
-    if len(_styles) < 1_000_000:
+    if len(value) <= 40 and len(_styles) < 50_000:
         _styles[value] = style
     return style
 
@@ -96,7 +96,7 @@ class _Dumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):
                 return _resolved[value]
             except KeyError:
                 tag = super().resolve(kind, value, implicit)
-                if len(_resolved) < 1_000_000:
+                if len(value) <= 40 and len(_resolved) < 50_000:
                     _resolved[value] = tag
                 return tag
         return super().resolve(kind, value, implicit)

@@ -185,17 +185,25 @@ def test_routes(out_dir: str) -> list[Step]:
     with open(path, encoding="utf-8") as fh:
         spec = yaml.safe_load(fh)
     config = os.path.normpath(os.path.join(os.path.dirname(path), spec["config"]))
+    from concurrent.futures import ThreadPoolExecutor
+
+    from stackgen.promtool_tests import jobs
+
     failures, outputs = [], []
     with _checkable_alertmanager_config(amtool, config) as usable:
-        for case in spec["cases"]:
+        def one(case):
             labels = [f"{k}={label_value(v)}" for k, v in case["labels"].items()]
-            cmd = [amtool, "config", "routes", "test", f"--config.file={usable}",
-                   f"--verify.receivers={','.join(case['receivers'])}", *labels]
-            step = run(case["name"], cmd)
-            if not step.ok:
-                failures.append(case["name"])
-                outputs.append(f"  {case['name']}: expected {','.join(case['receivers'])}; "
-                               f"{step.output}")
+            return run(case["name"], [amtool, "config", "routes", "test",
+                                      f"--config.file={usable}",
+                                      f"--verify.receivers={','.join(case['receivers'])}",
+                                      *labels])
+
+        with ThreadPoolExecutor(max_workers=jobs()) as pool:  # one amtool per case, every core
+            for case, step in zip(spec["cases"], pool.map(one, spec["cases"])):
+                if not step.ok:
+                    failures.append(case["name"])
+                    outputs.append(f"  {case['name']}: expected "
+                                   f"{','.join(case['receivers'])}; {step.output}")
     n = len(spec["cases"])
     return [Step(f"amtool config routes test ({n} cases)", not failures,
                  [amtool, "config", "routes", "test", f"--config.file={config}"],
@@ -388,11 +396,32 @@ def _chart_alertmanager_step(objects: list[dict], label: str) -> Step:
     return step
 
 
-def check_helm(out_dir: str) -> list[Step]:
+class _Heard(list):
+    """A list of steps that tells `on_step` of each step appended or added."""
+
+    def __init__(self, on_step):
+        super().__init__()
+        self.on_step = on_step
+
+    def append(self, step):
+        super().append(step)
+        if self.on_step:
+            self.on_step(step)
+
+    def __iadd__(self, steps):
+        for step in steps:
+            self.append(step)
+        return self
+
+    def extend(self, steps):
+        self.__iadd__(steps)
+
+
+def check_helm(out_dir: str, on_step=None) -> list[Step]:
     """Each Helm chart under helm/: `helm lint --strict`, `helm template`, every rendered
     object validated (core kinds by kubernetes-validate, Operator kinds by their CRD's
     schema), and promtool on the rule groups the chart renders."""
-    steps = []
+    steps = _Heard(on_step)
     for chart in helm_charts(out_dir):
         label = f"helm/{os.path.basename(chart)}"
         helm = find_helm()
@@ -421,7 +450,7 @@ def check_helm(out_dir: str) -> list[Step]:
                           not errors, [], "\n".join(errors)))
         steps.extend(_chart_rule_steps(out_dir, objects, label))
         steps.append(_chart_alertmanager_step(objects, label))
-    return steps
+    return list(steps)
 
 
 def run_all(out_dir: str, on_step=None) -> list[Step]:
@@ -429,8 +458,8 @@ def run_all(out_dir: str, on_step=None) -> list[Step]:
     steps = []
     for part in (check_prometheus, test_rules, check_alertmanager, test_routes, check_compose,
                  check_helm):
-        if part is test_rules:
-            found = test_rules(out_dir, on_step=on_step)
+        if part in (test_rules, check_helm):
+            found = part(out_dir, on_step=on_step)
         else:
             found = part(out_dir)
             for step in found:

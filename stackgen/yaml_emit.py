@@ -29,7 +29,10 @@ class Unsupported(Exception):
 _PLAIN_FIRST = frozenset(string.ascii_letters + "_/(")
 _NOT_STR_WORDS = frozenset(("yes", "no", "true", "false", "on", "off", "null"))
 _BREAKS = frozenset("\n\r\x85\u2028\u2029")  # what libyaml takes for line breaks
-_SIMPLE_KEY_MAX = 100  # libyaml writes longer keys as `? key`: leave those to PyYAML
+_SIMPLE_KEY_MAX = 100
+# Caches keep short strings (names, label values, durations: they repeat) and only so many:
+# long strings are mostly unique (expressions, series), and memory must not grow with them.
+_CACHED_LEN, _CACHE_MAX = 40, 50_000  # libyaml writes longer keys as `? key`: leave those to PyYAML
 
 
 def _plain_ok(s: str) -> bool:
@@ -37,9 +40,9 @@ def _plain_ok(s: str) -> bool:
     if first in _PLAIN_FIRST:
         if len(s) <= 5 and s.lower() in _NOT_STR_WORDS:
             return False
-    # a digit, then no digit, then somewhere a space: no number, date or time of YAML 1.1
-    # or 1.2 looks like that ("1 - x")
-    elif not (first.isdigit() and not s[1:2].isdigit() and " " in s):
+    # a digit first and a space somewhere: no number of YAML 1.1 or 1.2 has a space, and a
+    # date with a time ("2001-12-14 21:59") has its "-" fifth ("1 - x", "1000+0x9 1010+1x5")
+    elif not (first.isdigit() and " " in s and s[4:5] != "-"):
         return False
     return (s.isascii() and s.isprintable() and s[-1] not in " :"
             and ": " not in s and " #" not in s)
@@ -93,7 +96,7 @@ class Writer:
             if not out.startswith("-"):
                 raise Unsupported("odd scalar")
             frag = out[len("-"):]
-        if len(self._memo) < 200_000:
+        if len(self._memo) < _CACHE_MAX and (type(value) is not str or len(value) <= 200):
             self._memo[key] = frag
         return frag
 
@@ -110,7 +113,7 @@ class Writer:
                     return text
             elif _plain_ok(value):
                 text = f" {value}\n"
-                if len(self._plain) < 500_000:
+                if len(value) <= _CACHED_LEN and len(self._plain) < _CACHE_MAX:
                     self._plain[value] = text
                 return text
         if t is bool:
@@ -145,7 +148,7 @@ class Writer:
             raise Unsupported("long key")
         else:
             return self._slow(key, "k")
-        if len(self._keys) < 100_000:
+        if len(self._keys) < _CACHE_MAX:
             self._keys[key] = text
         return text
 

@@ -494,13 +494,20 @@ def group_dashboard(model: Model, group: Group) -> dict:
                       description=group.description)
 
 
-def dashboards(model: Model) -> list[dict]:
-    out = [overview(model)] if model.dashboards_overview else []
+def iter_dashboards(model: Model):
+    """Each dashboard in turn (the caller serialises one before the next is built)."""
+    if model.dashboards_overview:
+        yield overview(model)
     if model.dashboards_per_group:
-        out.extend(group_dashboard(model, group) for group in model.groups)
-    return out
+        for group in model.groups:
+            yield group_dashboard(model, group)
+
+
+def dashboards(model: Model) -> list[dict]:
+    return list(iter_dashboards(model))
 
 
 @per_model
 def generate(model: Model) -> list[Artifact]:
-    return [Artifact(f"{DIR}/{board['uid']}.json", to_json(board)) for board in dashboards(model)]
+    return [Artifact(f"{DIR}/{board['uid']}.json", to_json(board))
+            for board in iter_dashboards(model)]
