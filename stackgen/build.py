@@ -49,6 +49,19 @@ def compile_all(spec: str, out_dir: str, strict: bool = False, env: str | None =
     return found, warnings
 
 
+def _load_all(spec: str, out_dir: str, strict: bool = False, env: str | None = None):
+    """([(folder, model)], warnings): compile_all without generating."""
+    import os
+
+    from stackgen.spec import load_all
+
+    loaded, warnings = [], []
+    for name, model, w in load_all(spec, out_dir, strict, env):
+        loaded.append((os.path.join(out_dir, name) if name else out_dir, model))
+        warnings += [p for p in w if p not in warnings]
+    return loaded, warnings
+
+
 def build(spec: str, out_dir: str, strict=False, create_secrets=True, env=None) -> Result:
     from stackgen import writer
     from stackgen.problems import SpecError
@@ -81,11 +94,11 @@ def _prefix(out_dir: str, folder: str) -> str:
 
 
 def lint(spec: str, out_dir: str, strict=False, env=None, diffs=False) -> Result:
-    from stackgen import writer
+    from stackgen import lint_cache, writer
     from stackgen.problems import SpecError
 
     try:
-        found, warnings = compile_all(spec, out_dir, strict, env)
+        loaded, warnings = _load_all(spec, out_dir, strict, env)
     except SpecError as exc:
         return Result(problems=exc.problems)
     problems = list(warnings)
@@ -95,9 +108,22 @@ def lint(spec: str, out_dir: str, strict=False, env=None, diffs=False) -> Result
         problems.append(Problem(ERROR, check, message, path, Position()))
 
     hint = f"run `stackgen build {spec}` and commit the result"
-    for folder, _, artifacts in found:
+    found = []
+    for folder, model in loaded:
+        # the model's file hashes from an earlier lint, unless diffs need the contents
+        key, known = lint_cache.lookup(model) if not diffs else ("", None)
+        if known is not None:
+            found.append((folder, model, []))
+            d = lint_cache.diff(folder, known)
+        else:
+            from stackgen.generators import build_artifacts
+
+            artifacts = build_artifacts(model)
+            found.append((folder, model, artifacts))
+            d = writer.diff(folder, artifacts)
+            lint_cache.remember(key, artifacts)
+        artifacts = found[-1][2]
         res.artifacts += artifacts
-        d = writer.diff(folder, artifacts)
         if d.missing and not (d.stale or d.unchanged or d.extra):
             finding(f"{folder}/", "lint/missing", f"holds none of the {len(d.missing)} files "
                     f"the spec generates (never built); {hint}")

@@ -12,7 +12,7 @@ import subprocess
 import pytest
 import yaml
 
-from conftest import REFERENCE, ROOT, SPEC, need_tool
+from conftest import REFERENCE, ROOT, SPEC, SPEC_NAMES, need_tool
 from stackgen import __version__, build, check
 
 GOOD = os.path.join(ROOT, "tests", "specs", "good")
@@ -72,7 +72,7 @@ def _of_kind(objects, kind):
     return {o["metadata"]["name"]: o for o in objects if o["kind"] == kind}
 
 
-@pytest.mark.parametrize("which", ["stack", "reference", "kubernetes"])
+@pytest.mark.parametrize("which", [*SPEC_NAMES, "kubernetes"])
 def test_chart_passes_every_check(tools, built, which):
     """helm lint (strict), helm template, kubernetes-validate, the CRD schemas, promtool
     `check rules` + `test rules` (the Compose stack's tests) on the rendered rule groups, and
@@ -92,7 +92,7 @@ def test_chart_passes_every_check(tools, built, which):
     assert all(s.ok for s in steps), [(s.name, s.output) for s in steps if not s.ok]
 
 
-@pytest.mark.parametrize("which", ["stack", "reference", "kubernetes"])
+@pytest.mark.parametrize("which", [*SPEC_NAMES, "kubernetes"])
 def test_rendered_rules_are_the_compose_rule_files(tools, built, which):
     """One PrometheusRule per rule file, whose spec.groups equal the file's groups as data."""
     out = built(which)
@@ -106,7 +106,7 @@ def test_rendered_rules_are_the_compose_rule_files(tools, built, which):
     assert "{{ $value | humanize }}" in text and "{{ $labels.instance }}" in text
 
 
-@pytest.mark.parametrize("which", ["stack", "reference", "kubernetes", "receivers"])
+@pytest.mark.parametrize("which", [*SPEC_NAMES, "kubernetes", "receivers"])
 def test_alertmanager_config_is_the_compose_config(tools, built, which):
     """The Secret's alertmanager.yaml is alertmanager.yml of the Compose stack, with only the
     places of secret files and templates moved to where kube-prometheus-stack mounts them;
@@ -148,7 +148,7 @@ def test_alertmanager_config_is_the_compose_config(tools, built, which):
     assert set(data) == {"alertmanager.yaml", "stackgen.tmpl"}
 
 
-@pytest.mark.parametrize("which", ["stack", "reference"])
+@pytest.mark.parametrize("which", SPEC_NAMES)
 def test_kube_prometheus_stack_meta_alerts_are_muted_by_default(tools, built, which, tmp_path):
     """Watchdog fires forever by design: with the chart's config it must not page anyone
     (unless muteMetaAlerts is false); every other alert routes as in the Compose stack."""
@@ -172,7 +172,7 @@ def test_kube_prometheus_stack_meta_alerts_are_muted_by_default(tools, built, wh
             assert proc.returncode == 0, (muted, labels, proc.stdout + proc.stderr)
 
 
-@pytest.mark.parametrize("which", ["stack", "reference"])
+@pytest.mark.parametrize("which", SPEC_NAMES)
 def test_no_secret_value_in_the_chart(tools, built, which):
     """Secrets are referenced (Secret name and key in values.yaml), never carried."""
     out = built(which)

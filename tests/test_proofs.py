@@ -7,7 +7,7 @@ import shutil
 import pytest
 import yaml
 
-from conftest import REFERENCE, SPEC, need_tool
+from conftest import REFERENCE, SPEC, SPEC_FILES, SPEC_NAMES, need_tool
 from stackgen import build, check
 from stackgen.build import compile_spec
 
@@ -46,7 +46,7 @@ def _coverage(artifacts) -> tuple[dict, dict, set]:
     return fires, silent, set(_alert_identities(rules))
 
 
-@pytest.mark.parametrize("spec", [SPEC, REFERENCE], ids=["stack", "reference"])
+@pytest.mark.parametrize("spec", SPEC_FILES, ids=SPEC_NAMES)
 def test_every_alert_has_a_firing_and_a_silent_case(spec):
     _, artifacts, _ = compile_spec(spec, "generated")
     fires, silent, alerts = _coverage(artifacts)
@@ -55,7 +55,7 @@ def test_every_alert_has_a_firing_and_a_silent_case(spec):
     assert not [a for a in alerts if a not in silent], "alerts without a silent case"
 
 
-@pytest.mark.parametrize("spec", [SPEC, REFERENCE], ids=["stack", "reference"])
+@pytest.mark.parametrize("spec", SPEC_FILES, ids=SPEC_NAMES)
 def test_every_route_has_a_routing_case(spec):
     model, artifacts, _ = compile_spec(spec, "generated")
     routing = yaml.safe_load(next(a for a in artifacts
