@@ -65,25 +65,32 @@ def make_spec(folder: str, n: int) -> str:
     return path
 
 
-def _stackgen(args: list) -> tuple[float, int, str]:
+CPU = {}  # the last command's CPU seconds (user + system, with its children)
+
+
+def _stackgen(args: list, env: dict | None = None) -> tuple[float, int, str]:
     """(wall seconds, max RSS in KiB, output) of one stackgen command in its own process."""
     start = time.perf_counter()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     code = ("import resource, sys; from stackgen.cli import main\n"
             "try:\n    main()\nexcept SystemExit as e:\n    rc = e.code or 0\n"
             "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
             "sys.exit(rc)")
-    proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})})
     elapsed = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    CPU["last"] = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if proc.returncode != 0:
         sys.exit(f"stackgen {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
     rss_kib = int(proc.stderr.strip().splitlines()[-1])
     return elapsed, rss_kib, proc.stdout
 
 
-def run_once(spec: str, out: str) -> tuple[float, int]:
+def run_once(spec: str, out: str) -> tuple[float, int, float]:
     shutil.rmtree(out, ignore_errors=True)
     elapsed, rss, _ = _stackgen(["build", spec, "--out", out, "--no-secrets"])
-    return elapsed, rss
+    return elapsed, rss, CPU["last"]
 
 
 def io_floor(out: str, tmp: str) -> float:
@@ -135,28 +142,37 @@ def main() -> None:
             runs = [run_once(spec, out) for _ in range(args.repeat)]
             files, size = size_of(out)
             floor = min(io_floor(out, tmp) for _ in range(args.repeat))
-            lint = min(_stackgen(["lint", spec, "--out", out])[0] for _ in range(args.repeat))
-            best = min(t for t, _ in runs)
-            peak = max(r for _, r in runs)
-            rows.append((label, best, peak / 1024, files, size / 2**20, floor, lint))
+            cache = {"XDG_CACHE_HOME": os.path.join(tmp, "cache")}
+            shutil.rmtree(cache["XDG_CACHE_HOME"], ignore_errors=True)
+            cold = min(_stackgen(["lint", spec, "--out", out], {"STACKGEN_NO_CACHE": "1"})[0]
+                       for _ in range(args.repeat))
+            _stackgen(["lint", spec, "--out", out], cache)  # fills the cache
+            warm = min(_stackgen(["lint", spec, "--out", out], cache)[0]
+                       for _ in range(args.repeat))
+            best = min(t for t, _, _ in runs)
+            cpu = min(c for _, _, c in runs)
+            peak = max(r for _, r, _ in runs)
+            rows.append((label, best, cpu, peak / 1024, files, size / 2**20, floor, cold, warm))
         for n in (int(x) for x in args.check_sizes.split(",") if x):
             spec = make_spec(tmp, n)
             run_once(spec, out)
             elapsed, _, _ = _stackgen(["check", "--out", out])
-            checks.append((f"{n} services", elapsed))
-    print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores, best of {args.repeat}")
-    print("| spec | build (s) | peak memory (MiB) | files | output (MiB) | I/O floor (s) "
-          "| build / floor | lint (s) |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for label, best, peak, files, mib, floor, lint in rows:
-        print(f"| {label} | {best:.2f} | {peak:.0f} | {files} | {mib:.1f} | {floor:.2f} "
-              f"| {best / floor:.1f}x | {lint:.2f} |")
+            checks.append((f"{n} services", elapsed, CPU["last"]))
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores, best of {args.repeat}, "
+          f"load average at the end {load:.1f}")
+    print("| spec | build (s) | build CPU (s) | peak memory (MiB) | files | output (MiB) "
+          "| I/O floor (s) | build / floor | lint (s) | lint, cached (s) |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for label, best, cpu, peak, files, mib, floor, cold, warm in rows:
+        print(f"| {label} | {best:.2f} | {cpu:.2f} | {peak:.0f} | {files} | {mib:.1f} "
+              f"| {floor:.2f} | {best / floor:.1f}x | {cold:.2f} | {warm:.2f} |")
     if checks:
         print()
-        print("| spec | check (s) |")
-        print("| --- | ---: |")
-        for label, elapsed in checks:
-            print(f"| {label} | {elapsed:.1f} |")
+        print("| spec | check (s) | check CPU, with promtool (s) |")
+        print("| --- | ---: | ---: |")
+        for label, elapsed, cpu in checks:
+            print(f"| {label} | {elapsed:.1f} | {cpu:.1f} |")
     bare = min(_bare() for _ in range(args.repeat))
     print(f"\nbare interpreter start-up: {bare:.3f} s")
 

@@ -24,17 +24,19 @@ import importlib
 
 from stackgen.artifact import Artifact
 
-# A fixed list, in output order; the manifest is added by `build_artifacts`.
+# A fixed list; the output is sorted by path and the manifest added by `build_artifacts`.
+# The generators that read the rule files' data (routing_tests, helm_chart) run before
+# rule_tests, the largest, so that the data is let go first (memory: see build_artifacts).
 GENERATORS = (
     "prometheus_config",
     "prometheus_rules",
-    "rule_tests",
     "alertmanager_config",
     "routing_tests",
     "grafana_dashboards",
     "grafana_provisioning",
     "compose",
     "helm_chart",
+    "rule_tests",
 )
 
 
@@ -43,7 +45,11 @@ def build_artifacts(model) -> list[Artifact]:
     from stackgen.generators import manifest
 
     out: list[Artifact] = []
+    from stackgen.generators import prometheus_rules
+
     for name in GENERATORS:
+        if name == "rule_tests":
+            prometheus_rules.release(model)  # the rule files' data: no longer read
         module = importlib.import_module(f"stackgen.generators.{name}")
         out.extend(module.generate(model))
     seen: set = set()

@@ -177,6 +177,13 @@ def rule_files(model: Model) -> list[tuple[str, dict]]:
     return files
 
 
+def release(model: Model) -> None:
+    """Let go of the rule files' data of `model` (a later call computes it again)."""
+    global _last
+    if _last[0] is model:
+        _last = (None, None)
+
+
 def _rule_files(model: Model) -> list[tuple[str, dict]]:
     from stackgen.generators import slo_rules
 
