@@ -13,6 +13,7 @@ from grafanalib import core as gl
 
 from stackgen import kpis as K
 from stackgen import layout
+from stackgen.generators.grafanalib_data import plain as _plain
 from stackgen.artifact import Artifact, per_model, to_json
 from stackgen.generators.grafana_provisioning import DATASOURCE_UID
 from stackgen.generators import slo_rules
@@ -47,37 +48,6 @@ LEGEND_BY_LABEL = {"gpu": "GPU {{gpu}}"}  # labels shown with a word before the 
 
 
 # --- grafanalib in, plain current-schema dicts out ----------------------------------------
-
-def _plain(obj):
-    """grafanalib objects (nested anywhere) as plain JSON data: what a JSON round trip through
-    grafanalib's DashboardEncoder gives, without the round trip."""
-    t = type(obj)
-    if t is dict:
-        return {k if type(k) is str else _json_key(k): _plain(v) for k, v in obj.items()}
-    if t is list or t is tuple:
-        return [_plain(v) for v in obj]
-    if t is str or t is int or t is float or t is bool or obj is None:
-        return obj
-    to_json_data = getattr(obj, "to_json_data", None)
-    if to_json_data is not None:
-        return _plain(to_json_data())
-    if isinstance(obj, str):
-        return str.__str__(obj)
-    if isinstance(obj, bool):
-        return bool(obj)
-    if isinstance(obj, int):
-        return int.__int__(obj)
-    if isinstance(obj, float):
-        return float.__float__(obj)
-    raise TypeError(f"{type(obj).__name__} is not JSON data")
-
-
-def _json_key(key) -> str:
-    """A mapping key as JSON writes it."""
-    import json
-
-    return next(iter(json.loads(json.dumps({key: 0}))))
-
 
 def _target(expr: str, legend: str, fmt: str = "time_series", instant: bool = False,
             ref_id: str = "A") -> dict:
