@@ -44,7 +44,7 @@ class Threshold:
 class Series:
     """An input series that a KPI reads, described well enough to synthesise it in tests.
 
-    kind: "counter" | "gauge" | "histogram"; `labels` are extra selector labels it needs.
+    kind: "counter" | "gauge" | "histogram" | "summary"; `labels` are extra selector labels it needs.
     """
 
     metric: str
@@ -73,7 +73,11 @@ class Kpi:
     heatmap_expr: str | None = None  # response_time: bucket rates for the heatmap
     user_expr: str | None = None  # custom: the expression as the user wrote it
     errors: str | None = None  # error_rate: the matchers that select failed requests
-    quantile: float | None = None  # response_time: the quantile of the histogram
+    quantile: float | None = None  # response_time: the quantile of the histogram or summary
+    filter: str | None = None  # matchers narrowing every series the KPI reads (`filter:`)
+    alert_exact: str | None = None  # custom `alert`: the alerts' name as given (no High/Low)
+    summary: str | None = None  # custom `summary`: the alerts' summary annotation
+    runbook_url: str | None = None  # custom `runbook_url` (else the group's)
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,7 @@ def _subject(group: Group, kpi: Kpi) -> str:
 
 
 def alert_name(kpi: Kpi, t: Threshold) -> str:
-    return kpi.alert + ("Low" if t.below else "High")
+    return kpi.alert_exact or kpi.alert + ("Low" if t.below else "High")
 
 
 def recording_rule(kpi: Kpi) -> dict:
@@ -59,13 +59,13 @@ def alert_rule(model: Model, group: Group, index: int, kpi: Kpi, t: Threshold) -
     what = f"{kpi.title} of {group.name}" if group.kind not in (HOSTS, GPUS) else \
         f"{kpi.title} in {group.kind[:-1]} group {group.name}"
     annotations = {
-        "summary": f"{what} {side} {t.text}{_subject(group, kpi)}",
+        "summary": kpi.summary or f"{what} {side} {t.text}{_subject(group, kpi)}",
         "description": f"{what}{_subject(group, kpi)} is {_value_text(kpi)}, {side} the "
                        f"{t.severity} threshold of {t.text} for more than {kpi.for_}."
                        + (f" {kpi.description}." if kpi.description else ""),
     }
-    if group.runbook_url:
-        annotations["runbook_url"] = group.runbook_url
+    if kpi.runbook_url or group.runbook_url:
+        annotations["runbook_url"] = kpi.runbook_url or group.runbook_url
     url = layout.kpi_url(model, group, index)
     if url:
         annotations["dashboard_url"] = url

@@ -75,8 +75,24 @@ def kpi_labels(group: Group, kpi: Kpi) -> dict:
 
 
 def kpi_inputs(group: Group, kpi: Kpi, levels: list[tuple[float, int]]) -> list[tuple[str, str]]:
-    """Input series that make `kpi` take each (value, steps) level in turn (its kind's)."""
-    return K.of(kpi).test_inputs(kpi, scrape_labels(group), levels)
+    """Input series that make `kpi` take each (value, steps) level in turn (its kind's).
+
+    A KPI with a `filter` reads series whose labels pass it; beside them run series the
+    filter leaves out, at a value past every threshold (`noise`): a rule that ignored the
+    filter would read them, and its cases would fail."""
+    kind, base = K.of(kpi), scrape_labels(group)
+    if not kpi.filter:
+        return kind.test_inputs(kpi, base, levels)
+    passing, refused = error_rate.label_values(kpi.filter)
+    steps = sum(n for _, n in levels)
+    return (kind.test_inputs(kpi, {**base, **passing}, levels)
+            + kind.test_inputs(kpi, {**base, **refused}, [(noise(kpi), steps)]))
+
+
+def noise(kpi: Kpi) -> float:
+    """A value past every threshold of the KPI: all requests failed, or ten times the top."""
+    top = max((t.value for t in kpi.thresholds), default=1.0)
+    return 1.0 if _bounded(kpi) else (top * 10 if top > 0 else 10.0)
 
 
 def actual_value(kpi: Kpi, v: float, levels: list) -> float:
@@ -141,7 +157,7 @@ def kpi_cases(model: Model, group: Group, index: int, kpi: Kpi) -> list[Case]:
     # A gauge KPI crosses the minute its input does, so the alert must fire exactly `for`
     # later (a longer `for` fails the case); a rate()-based one crosses while the rate window
     # fills, so it is checked once the window is full.
-    fire_at = tb + for_m if K.of(kpi).instant else tb + window + for_m + 1
+    fire_at = tb + for_m if K.of(kpi).instant_for(kpi) else tb + window + for_m + 1
     total = fire_at + 1
     labels = kpi_labels(group, kpi)
     cases = []
@@ -291,10 +307,22 @@ def tier_scenario(slo: Slo, i: int, r: float) -> tuple[int, int, dict]:
 
 
 def slo_inputs(group: Group, slo: Slo, levels: list[tuple[float, int]]) -> list[tuple[str, str]]:
+    """The SLI's series at each (error ratio, steps) level; with its KPI's `filter`, beside
+    series the filter leaves out in which half the requests fail (as `kpi_inputs`: a rule
+    that drops the filter from its good or its total requests reads a wrong ratio)."""
     base = scrape_labels(group)
+    kpi = next(k for k in group.kpis if k.kind == S.KPI_OF[slo.kind])
+    if not kpi.filter:
+        return _slo_series(group, slo, kpi, base, levels)
+    passing, refused = error_rate.label_values(kpi.filter)
+    steps = sum(n for _, n in levels)
+    return (_slo_series(group, slo, kpi, {**base, **passing}, levels)
+            + _slo_series(group, slo, kpi, {**base, **refused}, [(0.5, steps)]))
+
+
+def _slo_series(group: Group, slo: Slo, kpi: Kpi, base: dict, levels: list) -> list:
     metric = slo.inputs[0].metric
     if slo.kind == "availability":
-        kpi = next(k for k in group.kpis if k.kind == "error_rate")
         return error_rate.split_inputs(metric, kpi.errors, base, levels)
     le = "%.6g" % slo.threshold
     return [(series_text(f"{metric}_bucket", {**base, "le": le}),

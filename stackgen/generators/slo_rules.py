@@ -45,6 +45,7 @@ WORKBOOK_TIERS = (
 # SLO severities mapped onto the alert severities every route and inhibition knows.
 SEVERITY = {"page": "critical", "ticket": "warning"}
 ALERT = "ErrorBudgetBurn"
+KPI_OF = {"availability": "error_rate", "latency": "response_time"}  # the KPI an SLI reads
 
 
 def _scale(window: str, period: str) -> str:

@@ -47,6 +47,10 @@ class KpiShape:
     user_expr: str | None = None
     errors: str | None = None
     quantile: float | None = None
+    filter: str | None = None
+    alert_exact: str | None = None
+    summary: str | None = None
+    runbook_url: str | None = None
     aggregated: bool = False  # True: the value has no per-target labels (add group labels)
 
     def kpi_fields(self) -> dict:
@@ -120,6 +124,10 @@ class KpiKind:
     # -- generated promtool tests -------------------------------------------------------------
     instant: bool = False  # the value follows its input gauges at once (no rate window)
     series_labels: dict = {}  # labels (beyond job, instance) of the series tests and demo drive
+
+    def instant_for(self, kpi) -> bool:
+        """`instant`, for one KPI of the kind (a response time read from a summary is)."""
+        return self.instant
 
     def test_inputs(self, kpi, base: dict, levels: list) -> list[tuple[str, str]]:
         """(series, values) promtool input that makes `kpi` take each (value, steps) level

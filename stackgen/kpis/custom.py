@@ -8,6 +8,9 @@ from stackgen.kpis.base import ABOVE, BELOW, KpiKind, KpiShape
 from stackgen.kpis.synth import gauge, series_text
 from stackgen.model import SERVICES
 from stackgen.spec import units as U
+from stackgen.spec.annotations import template_problem
+
+THRESHOLDS = ("warning", "critical", "warning_below", "critical_below")
 
 
 class Custom(KpiKind):
@@ -37,6 +40,8 @@ class Custom(KpiKind):
             if not m.promql(cp + ("expr",), c["expr"], f"custom KPI {cname!r} expr",
                             instant=True):
                 continue
+            if not checked(m, cp, c):
+                continue
             out.append(m.kpi(cp, self.kind, cname, c, self.shape(m, cp, c, job, window),
                              group_labels))
         return out
@@ -44,12 +49,13 @@ class Custom(KpiKind):
     def shape(self, m, path, d, job, window):
         name = d["name"]
         return KpiShape(
-            title=d.get("description") or name.replace("_", " ").capitalize(),
+            title=name,  # the description goes to the panel's description
             record=f"service:{name}:custom",
             expr=d["expr"],
             unit=B.grafana_unit(d["unit"]) if "unit" in d else "short",
             panel=d.get("panel") or "timeseries", alert=B.camel(name), aggregated=True,
-            user_expr=d["expr"],
+            user_expr=d["expr"], alert_exact=d.get("alert"), summary=d.get("summary"),
+            runbook_url=d.get("runbook_url"),
         )
 
     def test_inputs(self, kpi, base, levels):
@@ -59,6 +65,48 @@ class Custom(KpiKind):
     # The demo exporter drives it by solving for its inputs (no parameter of its own).
     incidents = {"custom-crossing": None, "custom-high": ABOVE, "custom-low": BELOW}
     default_incident = "custom-crossing"
+
+
+def checked(m, path, c: dict) -> bool:
+    """A custom KPI's `alert`, `summary` and thresholds read as meant (else errors)."""
+    ok = True
+    for key in ("summary", "runbook_url"):
+        why = template_problem(c[key]) if key in c else None
+        if why:
+            m.error(path + (key,), "kpis/template", f"custom KPI {c['name']!r} {key}: {why}")
+            ok = False
+    sides = {key.endswith("_below") for key in THRESHOLDS if key in c}
+    if "alert" in c and len(sides) == 2:
+        m.error(path + ("alert",), "kpis/alert-name",
+                f"custom KPI {c['name']!r} has thresholds above and below, which would give "
+                f"two different alerts the one name {c['alert']!r}; keep thresholds on one "
+                "side, or drop `alert` (the alerts are then named <Name>High and <Name>Low)",
+                at_key=True)
+        ok = False
+    unit = c.get("unit")
+    for key in THRESHOLDS:
+        if key not in c or unit is None:
+            continue
+        raw, where = c[key], f"custom KPI {c['name']!r} {key}"
+        percent = isinstance(raw, str) and raw.strip().endswith("%")
+        n = U.number(raw)
+        if unit == "percentunit" and n is not None and n > 1:
+            m.error(path + (key,), "values/percent-unit",
+                    f"{where}: {raw} with unit percentunit is the ratio {U.fmt_number(n)} "
+                    f"({U.fmt_number(n * 100)}%), which a ratio never reaches; percentunit "
+                    f"values are ratios (1 = 100%); did you mean {U.fmt_number(n)}%?")
+            ok = False
+        elif percent and unit != "percentunit":
+            value = U.parse_ratio(raw)
+            hint = (f"; did you mean {U.fmt_number(value * 100)} (unit percent shows 0-100)?"
+                    if unit == "percent" and value is not None else
+                    "; write the threshold in the unit's own terms, or use unit percentunit "
+                    "for a ratio")
+            m.error(path + (key,), "values/percent-unit",
+                    f"{where}: {raw} is read as the ratio {U.fmt_number(value or 0)}, but unit "
+                    f"{unit} does not show ratios{hint}")
+            ok = False
+    return ok
 
 
 KIND = Custom()

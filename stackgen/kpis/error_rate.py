@@ -8,6 +8,7 @@ from stackgen.kpis.base import (
 )
 from stackgen.kpis.synth import REQ_RATE, counter, series_text
 from stackgen.model import SERVICES, Series
+from stackgen.spec.selectors import check_filter
 
 ERR = "err"  # the demo parameter: the share of failed requests
 
@@ -17,10 +18,12 @@ def errors_matchers(text: str) -> str:
     return text.strip().strip("{}").strip()
 
 
-def availability_error_ratio(job: str, counter: str, errors: str, window: str) -> str:
+def availability_error_ratio(job: str, counter: str, errors: str, window: str,
+                             flt: str | None = None) -> str:
     """The SLI error ratio of an availability SLO (no failed request: 0, not no data)."""
-    return (f"(sum(rate({counter}{selector(job, errors)}[{window}])) or vector(0))"
-            f" / sum(rate({counter}{selector(job)}[{window}]))")
+    extra = list(filter(None, [flt]))
+    return (f"(sum(rate({counter}{selector(job, errors, *extra)}[{window}])) or vector(0))"
+            f" / sum(rate({counter}{selector(job, *extra)}[{window}]))")
 
 
 def label_values(errors: str) -> tuple[dict, dict]:
@@ -37,6 +40,8 @@ def label_values(errors: str) -> tuple[dict, dict]:
         op = str(m.op).rsplit(".", 1)[-1]
         alts = [a for a in re.split(r"[|()^$]", m.value) if a and re.fullmatch(r"[\w.-]+", a)]
         pool = ([m.value] if op in ("Equal", "NotEqual") else []) + candidates + alts
+        if op in ("Re", "NotRe"):
+            pool += [x for x in [regex_example(m.value)] if x is not None]
 
         def ok(v, negate=False):
             hit = {"Equal": v == m.value, "NotEqual": v != m.value,
@@ -50,6 +55,55 @@ def label_values(errors: str) -> tuple[dict, dict]:
         else:
             good[m.name] = bad[m.name]
     return bad, good
+
+
+def regex_example(pattern: str) -> str | None:
+    """A short string the regular expression matches (its first branches, fewest repeats),
+    or None for one this cannot follow (a lookaround, a back reference)."""
+    import re
+
+    try:
+        from re import _parser as sre  # Python 3.11+
+    except ImportError:  # pragma: no cover
+        import sre_parse as sre
+
+    def walk(items) -> str:
+        out = ""
+        for op, arg in items:
+            name = str(op)
+            if name == "LITERAL":
+                out += chr(arg)
+            elif name == "ANY":
+                out += "x"
+            elif name == "IN":
+                kinds = {str(o): a for o, a in reversed(arg)}
+                if "NEGATE" in kinds:
+                    out += "~"
+                elif "LITERAL" in kinds or "RANGE" in kinds:
+                    lit = kinds.get("LITERAL", kinds.get("RANGE"))
+                    out += chr(lit[0] if isinstance(lit, tuple) else lit)
+                else:  # a class: \d, \w, \s
+                    out += {"CATEGORY_DIGIT": "0", "CATEGORY_SPACE": " "}.get(
+                        str(kinds.get("CATEGORY")), "a")
+            elif name == "CATEGORY":
+                out += "0" if "DIGIT" in str(arg) else "a"
+            elif name == "BRANCH":
+                out += walk(arg[1][0])
+            elif name == "SUBPATTERN":
+                out += walk(arg[-1])
+            elif name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"):
+                out += walk(arg[2]) * arg[0]
+            elif name == "AT":
+                continue
+            else:
+                raise ValueError(name)
+        return out
+
+    try:
+        text = walk(sre.parse(pattern))
+    except (ValueError, TypeError, IndexError, re.error):
+        return None
+    return text if re.fullmatch(pattern, text) else None
 
 
 def split_inputs(metric: str, errors: str, base: dict, levels: list) -> list[tuple[str, str]]:
@@ -70,14 +124,17 @@ class ErrorRate(KpiKind):
         errors = errors_matchers(d["errors"])
         if not m.promql(path + ("errors",), f"x{{{errors}}}", f"errors selector {d['errors']!r}"):
             return None
-        metric = d["counter"]
+        flt = check_filter(m, path + ("filter",), d["filter"]) if "filter" in d else None
+        if "filter" in d and flt is None:
+            return None
+        metric, extra = d["counter"], list(filter(None, [flt]))
         return KpiShape(
             title="Error ratio",
             record=f"service:{stem(metric, '_total')}:error_ratio_{window_suffix(window)}",
-            expr=f"sum(rate({metric}{selector(job, errors)}[{window}]))"
-                 f" / sum(rate({metric}{selector(job)}[{window}]))",
+            expr=f"sum(rate({metric}{selector(job, errors, *extra)}[{window}]))"
+                 f" / sum(rate({metric}{selector(job, *extra)}[{window}]))",
             unit="percentunit", panel="stat", alert="ErrorRate", aggregated=True,
-            inputs=(Series(metric, "counter"),), errors=errors,
+            inputs=(Series(metric, "counter"),), errors=errors, filter=flt,
         )
 
     def test_inputs(self, kpi, base, levels):

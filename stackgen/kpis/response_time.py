@@ -1,17 +1,20 @@
 """services.<name>.kpis.response_time: a quantile of a latency histogram, with a heatmap of
-its buckets beside it; also the SLI of a latency SLO."""
+its buckets beside it, also the SLI of a latency SLO; or (`summary:`) the quantile a client-side
+summary computes itself, the worst across the service's series (summary quantiles cannot be
+averaged or summed), with no SLO (a summary cannot give a share of good requests)."""
 
 from __future__ import annotations
 
 import math
 
 from stackgen.kpis.base import (
-    ABOVE, COUNTER, LOAD, SLO_HEADROOM, Companion, KpiKind, KpiShape, Param, quantile_name,
+    ABOVE, COUNTER, GAUGE, LOAD, SLO_HEADROOM, Companion, KpiKind, KpiShape, Param, quantile_name,
     selector, stem, window_suffix,
 )
-from stackgen.kpis.synth import REQ_RATE, counter, series_text
+from stackgen.kpis.synth import REQ_RATE, counter, gauge, series_text
 from stackgen.model import SERVICES, Series
 from stackgen.spec import units as U
+from stackgen.spec.selectors import check_filter
 
 DEFAULT_QUANTILE = 0.95
 # Demo exporter: bucket bounds (plus every threshold), and a log-normal latency of this spread.
@@ -20,30 +23,52 @@ DEFAULT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2
 SIGMA = 0.5
 
 
-def buckets_rate(job: str, histogram: str, window: str) -> str:
-    return f"sum by (le) (rate({stem(histogram, '_bucket')}_bucket{selector(job)}[{window}]))"
+def buckets_rate(job: str, histogram: str, window: str, flt: str | None = None) -> str:
+    sel = selector(job, *filter(None, [flt]))
+    return f"sum by (le) (rate({stem(histogram, '_bucket')}_bucket{sel}[{window}]))"
+
+
+def float_matcher(label: str, value: float) -> str:
+    """A matcher for the label (`le`, `quantile`) equal to `value`, whichever way the client
+    wrote it (0.5 / 0.50; 2 / 2.0): Prometheus 3 normalises to one form, older servers keep
+    both."""
+    text = repr(float(value))
+    escaped_dot = "\\\\."  # a regex `\.` inside a PromQL double-quoted string
+    if text.endswith(".0"):
+        return f'{label}=~"' + text[:-2] + "(" + escaped_dot + '0+)?"'
+    return f'{label}=~"' + text.replace(".", escaped_dot) + '0*"'
 
 
 def le_matcher(seconds: float) -> str:
-    """A matcher for the bucket `le` equal to `seconds`, whichever way the client wrote it
-    (0.5 / 0.50; 2 / 2.0): Prometheus 3 normalises to one form, older servers keep both."""
-    text = repr(float(seconds))
-    escaped_dot = "\\\\."  # a regex `\.` inside a PromQL double-quoted string
-    if text.endswith(".0"):
-        return 'le=~"' + text[:-2] + "(" + escaped_dot + '0+)?"'
-    return 'le=~"' + text.replace(".", escaped_dot) + '0*"'
+    return float_matcher("le", seconds)
 
 
-def latency_error_ratio(job: str, histogram: str, seconds: float, window: str) -> str:
+def latency_error_ratio(job: str, histogram: str, seconds: float, window: str,
+                        flt: str | None = None) -> str:
     """The SLI error ratio of a latency SLO: the share of requests slower than `seconds`."""
-    base = stem(histogram, "_bucket")
-    return (f"1 - (sum(rate({base}_bucket{selector(job, le_matcher(seconds))}[{window}]))"
-            f" / sum(rate({base}_count{selector(job)}[{window}])))")
+    base, extra = stem(histogram, "_bucket"), list(filter(None, [flt]))
+    return (f"1 - (sum(rate({base}_bucket{selector(job, le_matcher(seconds), *extra)}"
+            f"[{window}])) / sum(rate({base}_count{selector(job, *extra)}[{window}])))")
+
+
+def summary_expr(job: str, summary: str, q: float, flt: str | None = None) -> str:
+    """The worst q-quantile across the summary's series: each client computes its own over
+    its own requests, and quantiles of different series cannot be averaged or summed."""
+    return f"max({summary}{selector(job, float_matcher('quantile', q), *filter(None, [flt]))})"
+
+
+def quantile_text(q: float) -> str:
+    """The `quantile` label value a client writes for q (0.99, 0.5)."""
+    return repr(float(q))
 
 
 def bucket_for(kpi, value: float) -> str:
     """The `le` of a single bucket that puts the KPI's quantile at (about) `value`."""
     return "%.6g" % (value / kpi.quantile)
+
+
+def is_summary(kpi) -> bool:
+    return bool(kpi.inputs) and kpi.inputs[0].kind == "summary"
 
 
 def lognormal(quantile_value: float, q: float):
@@ -67,6 +92,20 @@ class ResponseTime(KpiKind):
     default_for = "5m"
 
     def shape(self, m, path, d, job, window):
+        if ("histogram" in d) == ("summary" in d):
+            both = "histogram" in d
+            m.error(path + (("summary",) if both else ()), "kpis/response-time-source",
+                    "response_time reads either a histogram or a summary; "
+                    + ("`histogram` and `summary` are mutually exclusive: keep one" if both else
+                       "expected `histogram: <name>` or `summary: <name>`"), at_key=True)
+            return None
+        flt = None
+        if "filter" in d:
+            flt = check_filter(m, path + ("filter",), d["filter"])
+            if flt is None:
+                return None
+        if "summary" in d:
+            return self.summary_shape(m, path, d, job, flt)
         base, _, suffix = d["histogram"].rpartition("_")
         if suffix in ("bucket", "count", "sum") and base:
             m.error(path + ("histogram",), "kpis/histogram",
@@ -75,18 +114,56 @@ class ResponseTime(KpiKind):
             return None
         quantile = d.get("quantile", DEFAULT_QUANTILE)
         metric = stem(d["histogram"], "_bucket")
-        buckets = buckets_rate(job, metric, window)
+        buckets = buckets_rate(job, metric, window, flt)
         return KpiShape(
             title=f"{quantile_name(quantile)} response time",
             record=f"service:{metric}:{quantile_name(quantile)}_{window_suffix(window)}",
             expr=f"histogram_quantile({quantile}, {buckets})",
             unit="s", panel="heatmap", alert="ResponseTime", heatmap_expr=buckets,
             aggregated=True, inputs=(Series(metric, "histogram"),), quantile=quantile,
+            filter=flt,
         )
 
+    def summary_shape(self, m, path, d, job, flt):
+        name = d["summary"]
+        base, _, suffix = name.rpartition("_")
+        if suffix in ("count", "sum") and base:
+            m.error(path + ("summary",), "kpis/summary",
+                    f"summary {name!r} names one series of a summary; expected the summary's "
+                    f"name without _{suffix}; did you mean {base!r}?")
+            return None
+        for key, why in (("buckets", "a summary has no buckets (its client computes the "
+                          "quantiles); remove `buckets`"),):
+            if key in d:
+                m.error(path + (key,), "kpis/summary", f"response_time.{key}: {why}",
+                        at_key=True)
+                return None
+        if "quantile" not in d:
+            m.error(path + ("summary",), "kpis/summary-quantile",
+                    f"a summary exposes only the quantiles its client computes; name the one "
+                    f"to read, one that {name} exposes (its `quantile` label), e.g. "
+                    "`quantile: 0.99`", at_key=True)
+            return None
+        q = d["quantile"]
+        return KpiShape(
+            title=f"{quantile_name(q)} response time",
+            record=f"service:{name}:{quantile_name(q)}",
+            expr=summary_expr(job, name, q, flt),
+            unit="s", panel="timeseries", alert="ResponseTime", aggregated=True,
+            inputs=(Series(name, "summary"),), quantile=q, filter=flt,
+        )
+
+    def instant_for(self, kpi):
+        """A summary's quantile is a gauge: it follows its input at once."""
+        return is_summary(kpi)
+
     def test_inputs(self, kpi, base, levels):
-        """All requests of a level fall in one bucket; that level's quantile is q * le."""
+        """All requests of a level fall in one bucket; that level's quantile is q * le. A
+        summary: its quantile series at each level."""
         metric = kpi.inputs[0].metric
+        if is_summary(kpi):
+            labels = {**base, "quantile": quantile_text(kpi.quantile)}
+            return [(series_text(metric, labels), gauge(levels))]
         les = sorted({float(bucket_for(kpi, v)) for v, _ in levels})
         out = []
         for le in les:
@@ -100,12 +177,16 @@ class ResponseTime(KpiKind):
     def actual_value(self, kpi, v, levels):
         """All requests sit in the level's bucket, so histogram_quantile interpolates from the
         next lower `le` of the case's buckets (or 0) to that bucket's `le`."""
+        if is_summary(kpi):
+            return v
         le = float(bucket_for(kpi, v))
         lower = max((x for x in (float(bucket_for(kpi, w)) for w, _ in levels) if x < le),
                     default=0.0)
         return lower + (le - lower) * kpi.quantile
 
     def companions(self, kpi):
+        if is_summary(kpi):
+            return ()  # a summary has no buckets to draw
         histogram = kpi.inputs[0].metric if kpi.inputs else "the histogram"
         return (Companion(
             type="heatmap", title="Response time distribution",
@@ -124,9 +205,13 @@ class ResponseTime(KpiKind):
         ts = [t.value for t in kpi.thresholds]
         extra = ts + [s.threshold for s in sim.group.slos if s.threshold]
         top = max(extra, default=1.0)
+        summary = is_summary(kpi)
         sim.state.setdefault(self.kind, []).append(
-            (metric, q, sorted({*DEFAULT_BUCKETS, *extra, top * 2, top * 5})))
-        for suffix in ("_bucket", "_count", "_sum"):
+            (metric, q, None if summary else sorted({*DEFAULT_BUCKETS, *extra, top * 2,
+                                                      top * 5})))
+        if summary:
+            sim.serve(metric, moved_by=(f"lat:{metric}",))
+        for suffix in ("_count", "_sum") if summary else ("_bucket", "_count", "_sum"):
             sim.serve(metric + suffix, moved_by=(f"lat:{metric}", LOAD))
         value = sim.healthy(kpi, self.healthy)
         slo = next((s for s in sim.group.slos if s.kind == "latency" and s.threshold), None)
@@ -146,13 +231,20 @@ class ResponseTime(KpiKind):
         for metric, q, buckets in sim.state[self.kind]:
             lat = p(f"lat:{metric}") * wobble(f"lat:{metric}", 0.02)
             median, cdf = lognormal(lat, q)
+            mean = median * math.exp(SIGMA**2 / 2)
+            if buckets is None:  # a summary: the client's quantiles, its count and sum
+                for x in sorted({0.5, q}):
+                    add(metric, "summary", metric, {"quantile": quantile_text(x)}, GAUGE,
+                        lat if x == q else median)
+                add(metric, "summary", f"{metric}_count", {}, COUNTER, load)
+                add(metric, "summary", f"{metric}_sum", {}, COUNTER, load * mean)
+                continue
             for le in buckets:
                 add(metric, "histogram", f"{metric}_bucket", {"le": floatToGoString(le)},
                     COUNTER, load * cdf(le))
             add(metric, "histogram", f"{metric}_bucket", {"le": "+Inf"}, COUNTER, load)
             add(metric, "histogram", f"{metric}_count", {}, COUNTER, load)
-            add(metric, "histogram", f"{metric}_sum", {}, COUNTER,
-                load * median * math.exp(SIGMA**2 / 2))
+            add(metric, "histogram", f"{metric}_sum", {}, COUNTER, load * mean)
 
 
 KIND = ResponseTime()

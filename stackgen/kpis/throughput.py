@@ -7,6 +7,7 @@ from stackgen.kpis.base import (
 )
 from stackgen.kpis.synth import counter, series_text
 from stackgen.model import SERVICES, Series
+from stackgen.spec.selectors import check_filter
 from stackgen.spec import units as U
 
 
@@ -17,13 +18,16 @@ class Throughput(KpiKind):
     draw = "bars"
 
     def shape(self, m, path, d, job, window):
+        flt = check_filter(m, path + ("filter",), d["filter"]) if "filter" in d else None
+        if "filter" in d and flt is None:
+            return None
         metric = d["counter"]
         return KpiShape(
             title="Throughput",
             record=f"service:{stem(metric, '_total')}:{window_suffix(window)}",
-            expr=f"sum(rate({metric}{selector(job)}[{window}]))",
+            expr=f"sum(rate({metric}{selector(job, *filter(None, [flt]))}[{window}]))",
             unit="reqps", panel="timeseries", alert="Throughput", aggregated=True,
-            inputs=(Series(metric, "counter"),),
+            inputs=(Series(metric, "counter"),), filter=flt,
         )
 
     def test_inputs(self, kpi, base, levels):

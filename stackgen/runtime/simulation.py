@@ -100,6 +100,11 @@ class GroupSim:
         self.kpis = {k.name: k for k in group.kpis}
         self.requests: dict = {}  # request counter -> (error label split, its parameter) | None
         self.moved: dict = {}  # served series name -> parameters that move it
+        # labels that pass every KPI's `filter`, on every series of the group
+        self.filter_labels: dict = {}
+        for kpi in group.kpis:
+            if kpi.filter:
+                self.filter_labels.update(label_values(kpi.filter)[0])
         if group.kind == SERVICES:
             self.base[LOAD] = LOAD_PER_TARGET
         for kind in K.kinds_of(group.kind):
@@ -169,7 +174,8 @@ class GroupSim:
         out: list[Sample] = []
 
         def add(family, ftype, name, labels, kind, value):
-            out.append(Sample(family, ftype, name, dict(labels), kind, float(value)))
+            out.append(Sample(family, ftype, name, {**self.filter_labels, **labels}, kind,
+                              float(value)))
 
         if self.group.kind == SERVICES:
             load = p(LOAD) * wobble(LOAD)

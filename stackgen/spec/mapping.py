@@ -198,7 +198,7 @@ class _Mapper:
         job = name
         for kpi_kind in K.kinds_of(kind):
             out.extend(kpi_kind.kpis(self, path + ("kpis",), kd, job, window, group_labels))
-        slos = self.slos(path, d.get("slos", {}), kd)
+        slos = self.slos(path, d.get("slos", {}), kd, {k.kind: k for k in out})
         metrics_path, scheme = d.get("metrics_path", "/metrics"), d.get("scheme", "http")
         kubernetes = None
         if "kubernetes" in d:
@@ -214,7 +214,7 @@ class _Mapper:
             runbook_url=d.get("runbook_url"), kpis=tuple(out), slos=slos, kubernetes=kubernetes,
         )
 
-    def slos(self, path, d: dict, kd: dict) -> tuple:
+    def slos(self, path, d: dict, kd: dict, kpis: dict) -> tuple:
         out = []
         needs = {"availability": "error_rate", "latency": "response_time"}
         for kind in ("availability", "latency"):
@@ -226,6 +226,14 @@ class _Mapper:
                 self.error(sp, "slos/source", f"a {kind} SLO reads its good and total events "
                            f"from the service's `{needs[kind]}` KPI, which is missing", at_key=True)
                 continue
+            if kind == "latency" and "summary" in kd["response_time"]:
+                self.error(sp, "slos/summary", "a latency SLO counts the requests faster than "
+                           "its threshold, and a summary cannot say how many those are (it "
+                           "exposes only quantiles, which cannot be added up or averaged "
+                           "across instances); read a histogram in response_time, or alert on "
+                           "the summary's quantile with response_time's thresholds", at_key=True)
+                continue
+            flt = kpis[needs[kind]].filter if needs[kind] in kpis else None  # else: an error
             objective = U.parse_ratio(s["objective"])
             window = s.get("window", "30d")
             if not U.is_duration(window):
@@ -239,13 +247,13 @@ class _Mapper:
                 er = kd["error_rate"]
                 errors = error_rate.errors_matchers(er["errors"])
                 ratio = error_rate.availability_error_ratio(job, er["counter"], errors,
-                                                            Slo.WINDOW)
+                                                            Slo.WINDOW, flt)
                 inputs = (Series(er["counter"], "counter"),)
             else:
                 rt = kd["response_time"]
                 self.check_bucket(sp + ("threshold",), threshold, s["threshold"], rt)
                 ratio = response_time.latency_error_ratio(job, rt["histogram"], threshold,
-                                                          Slo.WINDOW)
+                                                          Slo.WINDOW, flt)
                 inputs = (Series(rt["histogram"], "histogram"),)
             if objective is None or not 0 < objective < 1:
                 self.error(sp + ("objective",), "slos/objective",
