@@ -98,8 +98,12 @@ def test_the_demo_serves_the_summary_with_labels_that_pass_the_filter(model):
     quantiles = {s.labels.get("quantile") for s in samples
                  if s.name == "http_server_requests_seconds"}
     assert quantiles == {"0.5", "0.99"}
-    assert {s.family for s in samples if s.name.endswith(("_sum", "_count"))} == {
-        "http_server_requests_seconds"}
+    assert {s.name for s in samples} == {"http_server_requests_seconds",
+                                         "http_server_requests_seconds_sum",
+                                         "http_server_requests_seconds_count"}
+    # its _count is the request counter the error ratio reads, split by status
+    assert {s.labels.get("status") for s in samples
+            if s.name == "http_server_requests_seconds_count"} == {"500", "404"}
     assert all(s.labels.get("uri") != "/actuator/health" and s.labels.get("method") != "OPTIONS"
                for s in samples)
 

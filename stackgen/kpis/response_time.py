@@ -132,12 +132,11 @@ class ResponseTime(KpiKind):
                     f"summary {name!r} names one series of a summary; expected the summary's "
                     f"name without _{suffix}; did you mean {base!r}?")
             return None
-        for key, why in (("buckets", "a summary has no buckets (its client computes the "
-                          "quantiles); remove `buckets`"),):
-            if key in d:
-                m.error(path + (key,), "kpis/summary", f"response_time.{key}: {why}",
-                        at_key=True)
-                return None
+        if "buckets" in d:
+            m.error(path + ("buckets",), "kpis/summary", "response_time.buckets: a summary has "
+                    "no buckets (its client computes the quantiles); remove `buckets`",
+                    at_key=True)
+            return None
         if "quantile" not in d:
             m.error(path + ("summary",), "kpis/summary-quantile",
                     f"a summary exposes only the quantiles its client computes; name the one "
@@ -209,9 +208,10 @@ class ResponseTime(KpiKind):
         sim.state.setdefault(self.kind, []).append(
             (metric, q, None if summary else sorted({*DEFAULT_BUCKETS, *extra, top * 2,
                                                       top * 5})))
-        if summary:
+        if summary:  # its _count is the request counter (Micrometer's, split by status)
             sim.serve(metric, moved_by=(f"lat:{metric}",))
-        for suffix in ("_count", "_sum") if summary else ("_bucket", "_count", "_sum"):
+            sim.serve_requests(f"{metric}_count")
+        for suffix in ("_sum",) if summary else ("_bucket", "_count", "_sum"):
             sim.serve(metric + suffix, moved_by=(f"lat:{metric}", LOAD))
         value = sim.healthy(kpi, self.healthy)
         slo = next((s for s in sim.group.slos if s.kind == "latency" and s.threshold), None)
@@ -232,11 +232,11 @@ class ResponseTime(KpiKind):
             lat = p(f"lat:{metric}") * wobble(f"lat:{metric}", 0.02)
             median, cdf = lognormal(lat, q)
             mean = median * math.exp(SIGMA**2 / 2)
-            if buckets is None:  # a summary: the client's quantiles, its count and sum
+            if buckets is None:  # a summary: the client's quantiles and sum (the request
+                #                  counters serve its _count)
                 for x in sorted({0.5, q}):
                     add(metric, "summary", metric, {"quantile": quantile_text(x)}, GAUGE,
                         lat if x == q else median)
-                add(metric, "summary", f"{metric}_count", {}, COUNTER, load)
                 add(metric, "summary", f"{metric}_sum", {}, COUNTER, load * mean)
                 continue
             for le in buckets:

@@ -67,7 +67,7 @@ def plan_one(model: Model, exporter: DemoExporter, kpi_id: str) -> Planned:
         base.update(K.of(kpi).series_labels)
     t = inc.threshold
     name = R.alert_name(kpi, t)
-    urls = (g.runbook_url, layout.kpi_url(model, g, index))
+    urls = (kpi.runbook_url or g.runbook_url, layout.kpi_url(model, g, index))
     main = Expect(name, t.severity, {"alertname": name, "severity": t.severity, **base}, *urls)
     warning = None
     if t.severity == "critical":
