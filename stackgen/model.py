@@ -34,10 +34,11 @@ class Threshold:
     below: bool  # fires when the value is below (else above)
     value: float  # in base units (ratio, seconds, bytes, per second)
     text: str  # as written in the spec, for humans ("500ms", "80%")
+    inclusive: bool = False  # fires at the threshold too (>=, <=): a value capped at it
 
     @property
     def op(self) -> str:
-        return "<" if self.below else ">"
+        return ("<" if self.below else ">") + ("=" if self.inclusive else "")
 
 
 @dataclass(frozen=True)

@@ -55,7 +55,7 @@ def alert_expr(group: Group, kpi: Kpi, t: Threshold) -> str:
 
 
 def alert_rule(model: Model, group: Group, index: int, kpi: Kpi, t: Threshold) -> dict:
-    side = "below" if t.below else "above"
+    side = ("at or " if t.inclusive else "") + ("below" if t.below else "above")
     what = f"{kpi.title} of {group.name}" if group.kind not in (HOSTS, GPUS) else \
         f"{kpi.title} in {group.kind[:-1]} group {group.name}"
     annotations = {

@@ -146,6 +146,8 @@ def baseline(kpi: Kpi, below: bool) -> float:
 
 
 def crosses(t: Threshold, v: float) -> bool:
+    if t.inclusive:
+        return v <= t.value if t.below else v >= t.value
     return v < t.value if t.below else v > t.value
 
 

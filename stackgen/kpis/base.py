@@ -101,6 +101,7 @@ class KpiKind:
     order: int = 0  # position among its group kind's KPIs (the order of rules and panels)
     parse = staticmethod(U.parse_ratio)  # threshold text -> value in base units (None: bad)
     ratio: bool = False  # a ratio: a threshold above 1 (100%) is an error
+    inclusive: bool = False  # alerts compare with >= / <= (a value that sits at its limit)
     default_for: str = "5m"
 
     def shape(self, m, path: tuple, d: dict, job: str, window: str) -> KpiShape | None:
@@ -168,6 +169,31 @@ class KpiKind:
         return f"<KPI kind {self.kind} ({self.group}.kpis.{self.key})>"
 
 
+THRESHOLD_KEYS = ("warning", "critical", "warning_below", "critical_below")
+
+
+class DefaultKind(KpiKind):
+    """A kind on by default: a group whose `kpis:` do not name it still gets it, with the
+    thresholds in `defaults` (spec text, e.g. {"warning": "1%"}). In the spec, its key
+    switched off with `false` or `null`; a mapping with threshold keys replaces the defaults'
+    thresholds (a mapping with only `for` or `description` keeps them); `true` is the
+    default."""
+
+    defaults: dict = {}
+
+    def kpis(self, m, path, kd, job, window, group_labels):
+        d = kd.get(self.key, True)
+        if d is None or d is False:
+            return []
+        d = {} if d is True else d
+        if not any(k in d for k in THRESHOLD_KEYS):
+            d = {**self.defaults, **d}
+        shape = self.shape(m, path + (self.key,), d, job, window)
+        if shape is None:
+            return []
+        return [m.kpi(path + (self.key,), self.kind, self.key, d, shape, group_labels)]
+
+
 class GaugeKind(KpiKind):
     """A service KPI read from one gauge the spec names (`gauge:`), aggregated over targets."""
 
@@ -207,6 +233,12 @@ class GaugeKind(KpiKind):
 # -- PromQL helpers ---------------------------------------------------------------------------
 def selector(job: str, *extra: str) -> str:
     return "{" + ",".join([f'job="{job}"', *extra]) + "}"
+
+
+def capped(window: str, limit: str) -> str:
+    """The shorter of two ranges: an upstream rule's fixed range (`limit`, e.g. node-mixin's
+    2m) unless the stack's rate window is shorter (as in `stackgen smoke`)."""
+    return window if U.duration_seconds(window) < U.duration_seconds(limit) else limit
 
 
 def window_suffix(window: str) -> str:

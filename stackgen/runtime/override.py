@@ -5,7 +5,7 @@ mapping, so that the stack under test is built by the very same generators:
 
 - every scrape target -> 127.0.0.1:<port of a demo exporter>, one port per target;
 - scrape and evaluation every 1s, `stack.rate_window` and the ranges of custom expressions
-  (`[5m]`) -> a few seconds, every KPI's `for` -> 2s;
+  (`[5m]`) -> a few seconds, every KPI's `for` -> 2s (KPIs on by default included);
 - Alertmanager's group_wait and group_interval (also on routes) -> 1s, repeat_interval -> 1h;
 - Slack `api_url_file`, webhook `url_file` -> temp files holding the URL of a local sink at
   /slack/<receiver>/<n>, /webhook/<receiver>/<n>; PagerDuty gets a routing key file (its
@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 
 import yaml
 
+from stackgen import kpis as K
+from stackgen.kpis.base import DefaultKind
 from stackgen.model import GPUS, HOSTS, SERVICES
 
 RATE_WINDOW = "5s"
@@ -101,6 +103,11 @@ def apply(data: dict, spec_dir: str, targets: dict, sink_url, smtp_address: str)
             if group.pop("scheme", "http") != "http":
                 ov.notes.append(f"{kind}.{name}: scheme https -> http (the demo exporter "
                                 "serves plain HTTP)")
+            defaults = [k.key for k in K.kinds_of(kind) if isinstance(k, DefaultKind)]
+            for key in defaults:  # on by default unless switched off: shorten their `for` too
+                kpis = group.get("kpis") or {}
+                if kpis.get(key, True) is True:
+                    group["kpis"] = {**kpis, key: {}}
             for key, kpi in (group.get("kpis") or {}).items():
                 if key == "custom":
                     for c in kpi or []:

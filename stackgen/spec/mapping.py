@@ -135,7 +135,8 @@ class _Mapper:
                            f"(a ratio of {U.fmt_number(value / 100)})?")
                 self.error(path + (key,), "values/ratio", msg)
                 continue
-            out.append(Threshold(key.split("_")[0], below, value, str(raw)))
+            out.append(Threshold(key.split("_")[0], below, value, str(raw),
+                                 K.kind(kind).inclusive))
         by = {(t.severity, t.below): t for t in out}
         for below in (False, True):
             w, c = by.get(("warning", below)), by.get(("critical", below))
