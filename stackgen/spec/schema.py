@@ -177,8 +177,9 @@ def _best_in_context(err):
 
     if not err.context:
         return None
-    # prefer the branch whose type matches the value (a mapping given where a mapping is allowed)
-    same_type = [e for e in err.context if e.validator != "type"]
+    # prefer the branch whose type matches the value (a mapping given where a mapping is allowed):
+    # drop the branches that refuse the value's own type, keep errors inside it
+    same_type = [e for e in err.context if e.validator != "type" or e.relative_path]
     return best_match(same_type or err.context)
 
 
