@@ -152,6 +152,8 @@ class KpiKind:
     default_incident: str = ""
     serves_always: bool = False  # served even when the spec does not name the KPI (an
     #                              exporter such as node_exporter serves it anyway)
+    steady: bool = True  # runtime.steady can tell its value; False: the value is an event's
+    #                      (changes()), which a steady state never shows: smoke's alerts prove it
 
     def demo_setup(self, sim, kpi) -> None:
         """Set the healthy parameters of the KPI (None: not in the spec, serves_always) in

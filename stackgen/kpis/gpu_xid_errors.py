@@ -44,6 +44,7 @@ class GpuXidErrors(DefaultKind):
         return float(max(round(v), 0))  # a code: whole, never negative
 
     healthy = 0.0
+    steady = False  # changes() is 0 in any steady state: smoke's alert run proves the incident
     incidents = {"gpu-xid": ABOVE}
     default_incident = "gpu-xid"
     serves_always = True
