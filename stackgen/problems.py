@@ -62,7 +62,7 @@ def _source_line(file: str, line: int, cache: dict) -> str | None:
     if file not in cache:
         try:
             with open(file, encoding="utf-8", errors="replace") as fh:
-                cache[file] = fh.read().splitlines()
+                cache[file] = fh.read().split("\n")  # YAML breaks at U+2028 too; editors do not
         except OSError:
             cache[file] = []
     lines = cache[file]

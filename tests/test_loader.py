@@ -113,7 +113,8 @@ def test_good_dashboards_off(tmp_path):
 
 
 # -- (b) bad specs ----------------------------------------------------------------------------
-_EXPECT = re.compile(r"^(\d+):(\d+): (.+)$")
+# LINE:COL: substring of the message [check id] (the check id is optional)
+_EXPECT = re.compile(r"^(\d+):(\d+): (.+?)(?: \[([a-z-]+/[a-z-]+)\])?$")
 
 
 def _expectations(name):
@@ -123,7 +124,7 @@ def _expectations(name):
     for ln in lines:
         m = _EXPECT.match(ln)
         assert m, f"{name}: malformed .expect line {ln!r}"
-        out.append((int(m.group(1)), int(m.group(2)), m.group(3)))
+        out.append((int(m.group(1)), int(m.group(2)), m.group(3), m.group(4)))
     return out
 
 
@@ -142,9 +143,11 @@ def test_bad_spec_fails(name, tmp_path):
     report = render_text(errors)
     expected = _expectations(name)
     assert len(errors) == len(expected), f"{name}: expected {len(expected)} error(s), got:\n{report}"
-    for line, col, text in expected:
-        hits = [p for p in errors if (p.pos.line, p.pos.col) == (line, col) and text in p.message]
-        assert hits, f"{name}: no error at {line}:{col} containing {text!r}; got:\n{report}"
+    for line, col, text, check in expected:
+        hits = [p for p in errors if (p.pos.line, p.pos.col) == (line, col) and text in p.message
+                and check in (None, p.check)]
+        assert hits, (f"{name}: no error at {line}:{col} containing {text!r}"
+                      f"{f' [{check}]' if check else ''}; got:\n{report}")
     # every error names this file and reads as one line
     for p in errors:
         assert p.file == path

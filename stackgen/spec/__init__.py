@@ -1,9 +1,8 @@
-"""Load a spec: YAML with positions -> JSON Schema -> semantic checks -> model."""
+"""Load a spec: YAML with positions -> JSON Schema -> values -> semantic checks -> model."""
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import os
 
 from stackgen.problems import SpecError
@@ -48,13 +47,15 @@ def load_all(spec_path: str, out_dir: str = "generated", strict: bool = False,
     `environments:`, else each environment (or only `env`), whose output folder is
     `<out_dir>/<environment>`. Raise SpecError carrying every problem of every one."""
     from stackgen.spec import environments as E
-    from stackgen.spec import schema, source
+    from stackgen.spec import schema, source, values
 
+    problems = values.check_spec_path(spec_path)
+    if problems:
+        raise SpecError(problems)
     src, problems = source.load_file(spec_path)
     if problems or src.data is None:
         raise SpecError(problems)
-    with open(spec_path, "rb") as fh:
-        sha = hashlib.sha256(fh.read()).hexdigest()
+    sha = src.sha256  # of the bytes read once: a spec may be a pipe, <(cat stack.yaml)
     envs = E.names(src)
     if not envs:
         if env:
@@ -94,12 +95,15 @@ def _under_environments(src, problem) -> bool:
 
 
 def _one(src, spec_path: str, out_dir: str, strict: bool, sha: str, env: str | None):
-    from stackgen.spec import mapping, schema
+    from stackgen.spec import mapping, schema, values
 
     problems = schema.validate(src)
     if problems:
         raise SpecError(problems)
-    model, problems = mapping.to_model(src, spec_path, out_dir, sha, strict=strict)
+    problems = values.check(src)
+    model, more = mapping.to_model(src, spec_path, out_dir, sha, strict=strict)
+    flagged = {p.pos for p in problems if p.is_error}  # one error per value: the first layer's
+    problems += [p for p in more if not (p.is_error and p.pos in flagged)]
     if any(p.is_error for p in problems):
         raise SpecError(problems)
     model = dataclasses.replace(model, env=env,

@@ -61,13 +61,26 @@ class _Mapper:
         else:
             bad_path = False
         full = os.path.normpath(os.path.join(self.spec_dir, source))
-        if not bad_path and not os.path.isfile(full):
+        if not bad_path and os.path.isdir(full):
+            self.error(path, "secrets/path", f"secret file {source!r} is a folder; expected a "
+                       "file holding the secret value")
+        elif not bad_path and os.path.isfile(full) and os.path.commonpath(
+                [os.path.realpath(full), os.path.realpath(self.spec_dir)]) != \
+                os.path.realpath(self.spec_dir):
+            self.warn(path, "secrets/outside", f"secret file {source!r} is a symbolic link to "
+                      f"{os.path.realpath(full)}, outside the spec's folder; Compose mounts "
+                      "whatever it points to")
+        elif not bad_path and not os.path.isfile(full):
             msg = (f"secret file {source!r} does not exist (looked for {full}); "
                    "`stackgen build` creates a random placeholder, or write the real value there")
             (self.error if self.strict else self.warn)(path, "secrets/missing", msg)
         base = re.sub(r"[^A-Za-z0-9_.-]", "_", os.path.basename(source)) or "secret"
         taken = {s.name for s in self.secrets.values()}
-        name = base if base not in taken else re.sub(r"[^A-Za-z0-9_.-]", "_", source)
+        name = stem = base if base not in taken else re.sub(r"[^A-Za-z0-9_.-]", "_", source)
+        n = 1
+        while name in taken:  # b/token and b_token normalise alike: keep them apart
+            n += 1
+            name = f"{stem}_{n}"
         sec = Secret(name=name, source=source, path=full)
         self.secrets[source] = sec
         return sec

@@ -6,6 +6,7 @@ Durations stay Prometheus durations in generated config; `duration_seconds` is f
 
 from __future__ import annotations
 
+import math
 import re
 
 DURATION_RE = re.compile(r"^(?:\d+(?:ms|s|m|h|d|w|y))+$")
@@ -53,7 +54,9 @@ def number(value) -> float | None:
     """A bare YAML number (not a bool), as float; None otherwise."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
-    return float(value)
+    if isinstance(value, int) and abs(value) > 2**63:
+        return None  # values.py reports it; float() of a huge int overflows
+    return float(value) if math.isfinite(value) else None
 
 
 def parse_ratio(value) -> float | None:
@@ -110,6 +113,8 @@ def parse_any(value) -> float | None:
 
 def fmt_number(x: float) -> str:
     """A float as PromQL/YAML text: integers without '.0', no exponent noise."""
+    if not math.isfinite(x):
+        return repr(x)
     if x == int(x) and abs(x) < 1e15:
         return str(int(x))
     return repr(round(x, 12))
