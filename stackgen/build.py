@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 from stackgen.problems import ERROR, WARNING, Position, Problem
@@ -66,23 +67,39 @@ def build(spec: str, out_dir: str, strict=False, create_secrets=True, env=None) 
     from stackgen import writer
     from stackgen.problems import SpecError
 
+    from stackgen.outplan import check_output
+
     try:
         found, warnings = compile_all(spec, out_dir, strict, env)
     except SpecError as exc:
         return Result(problems=exc.problems)
     if create_secrets and not strict:  # build creates them: saying they are missing is noise
         warnings = [w for w in warnings if w.check != "secrets/missing"]
-    res = Result(problems=warnings)
+    # all or nothing: check every folder, path and secret placeholder, then write
+    problems = check_output(out_dir, [])  # the folder itself (environments go below it)
+    secrets = []
     for folder, model, artifacts in found:
-        before = set(writer.previous_files(folder))
-        d = writer.write(folder, artifacts)
-        where = _prefix(out_dir, folder)
-        res.artifacts += artifacts
-        res.written += [where + p for p in sorted(set(d.missing) | set(d.stale))]
-        res.removed += [where + p for p in sorted(before - {a.path for a in artifacts})]
-        if create_secrets:
-            res.secrets_created += [s for s in writer.create_missing_secrets(model)
-                                    if s not in res.secrets_created]
+        missing = [s.path for s in model.secrets if create_secrets and
+                   not os.path.lexists(s.path) and s.path not in secrets]
+        secrets += missing
+        problems += [p for p in check_output(folder, artifacts, missing) if p not in problems]
+    if problems:
+        return Result(problems=warnings + problems)
+    res = Result(problems=warnings)
+    try:
+        for folder, model, artifacts in found:
+            d = writer.write(folder, artifacts)
+            where = _prefix(out_dir, folder)
+            res.artifacts += artifacts
+            res.written += [where + p for p in sorted(set(d.missing) | set(d.stale))]
+            res.removed += [where + p for p in d.removed]
+            if create_secrets:
+                res.secrets_created += [s for s in writer.create_missing_secrets(model)
+                                        if s not in res.secrets_created]
+    except OSError as exc:  # the disk filled up, a folder changed under us...
+        where = exc.filename or out_dir
+        return Result(problems=warnings + [Problem(
+            ERROR, "output/write", f"writing failed: {exc.strerror or exc}", str(where))])
     return res
 
 
@@ -97,6 +114,10 @@ def lint(spec: str, out_dir: str, strict=False, env=None, diffs=False) -> Result
     from stackgen import lint_cache, writer
     from stackgen.problems import SpecError
 
+    if not out_dir:
+        return Result(problems=[Problem(ERROR, "output/folder", "the output folder '' is not "
+                                        "a folder name; expected a folder such as `generated`",
+                                        "--out", Position())])
     try:
         loaded, warnings = _load_all(spec, out_dir, strict, env)
     except SpecError as exc:

@@ -60,7 +60,12 @@ def build(spec, out_dir, strict, env, no_secrets):
 
     res = b.build(spec, out_dir, strict=strict, create_secrets=not no_secrets, env=env)
     if _report(res.problems, strict=strict) or res.failed:
-        click.echo(f"stackgen: {spec} is invalid; nothing was written", err=True)
+        if any(p.is_error and p.check == "output/write" for p in res.problems):
+            click.echo(f"stackgen: writing {out_dir} failed part way", err=True)
+        elif any(p.is_error and p.check.startswith("output/") for p in res.problems):
+            click.echo(f"stackgen: cannot write {out_dir!r}; nothing was written", err=True)
+        else:
+            click.echo(f"stackgen: {spec} is invalid; nothing was written", err=True)
         sys.exit(EXIT_INVALID)
     for path in res.secrets_created:
         click.echo(f"created secret placeholder {path} (mode 0600, git-ignored): "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import secrets as _random
+import stat
 import tempfile
 from dataclasses import dataclass, field
 
@@ -18,6 +19,7 @@ class Diff:
     stale: list = field(default_factory=list)  # on disk with other content
     extra: list = field(default_factory=list)  # on disk, not generated
     unchanged: list = field(default_factory=list)
+    removed: list = field(default_factory=list)  # by write(): files the last build made
 
     @property
     def clean(self) -> bool:
@@ -35,10 +37,13 @@ def _files_under(root: str) -> list[str]:
 
 
 def _read(path: str) -> bytes | None:
+    """A regular file's bytes (None for anything else: a FIFO or a device would block)."""
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return None
         with open(path, "rb") as fh:
             return fh.read()
-    except OSError:
+    except (OSError, ValueError):
         return None
 
 
@@ -76,16 +81,51 @@ def files_outside(out_dir: str, folders: list[str]) -> list[str]:
     return [p for p in _files_under(out_dir) if p.split("/", 1)[0] not in folders]
 
 
-def previous_files(out_dir: str) -> list[str]:
-    """Files the last build wrote, from its manifest (nothing if there is none)."""
+def _inside(root: str, path: str) -> bool:
+    """Whether `path`, with every symbolic link resolved, is inside the folder `root`."""
+    root = os.path.realpath(root)
+    return os.path.commonpath([root, os.path.realpath(path)]) == root
+
+
+def safe_relpath(rel) -> bool:
+    """A manifest path that can only name a file under the output folder: relative, with
+    '/' separators, no '.', '..' or empty parts, no control characters."""
+    if not isinstance(rel, str) or not rel or rel.startswith("/") or "\\" in rel:
+        return False
+    if any(ord(c) < 32 for c in rel):
+        return False
+    return all(part not in ("", ".", "..") for part in rel.split("/"))
+
+
+def previous_files(out_dir: str) -> dict[str, str | None]:
+    """Files the last build wrote, from its manifest: {path: sha256 or None}.
+
+    The manifest is input like any other (a pull request can edit it): anything that is not
+    a relative path under `out_dir` is ignored, and a corrupt manifest means no files."""
     raw = _read(os.path.join(out_dir, MANIFEST))
     if raw is None:
-        return []
+        return {}
     try:
         files = json.loads(raw).get("files", {})
-    except (ValueError, AttributeError):
-        return []
-    return [p for p in files if isinstance(p, str) and ".." not in p.split("/")]
+    except (ValueError, AttributeError, RecursionError):
+        return {}
+    if isinstance(files, list):
+        files = {p: None for p in files if isinstance(p, str)}
+    if not isinstance(files, dict):
+        return {}
+    return {p: (h if isinstance(h, str) else None) for p, h in files.items() if safe_relpath(p)}
+
+
+def _removable(out_dir: str, rel: str, sha: str | None) -> bool:
+    """Only a regular file under `out_dir` (links resolved) that is still exactly what
+    stackgen wrote (its hash in the manifest) is removed."""
+    from stackgen.generators.manifest import sha256
+
+    full = os.path.join(out_dir, rel)
+    if os.path.islink(full) or not os.path.isfile(full) or not _inside(out_dir, full):
+        return False
+    data = _read(full)
+    return data is not None and sha is not None and sha256(data) == sha
 
 
 def _atomic_write(path: str, data: bytes, mode: int) -> None:
@@ -117,23 +157,28 @@ def write(out_dir: str, artifacts: list[Artifact]) -> Diff:
         elif a.path in changed:
             _atomic_write(os.path.join(out_dir, a.path), a.data, a.mode)
     removed = []
-    for rel in previous_files(out_dir):
+    for rel, sha in sorted(previous_files(out_dir).items()):
         full = os.path.join(out_dir, rel)
-        if rel not in wanted and os.path.isfile(full):
+        if rel not in wanted and _removable(out_dir, rel, sha):
             os.unlink(full)
             removed.append(rel)
             _prune(os.path.dirname(full), out_dir)
     if manifest is not None and manifest.path in changed:
         _atomic_write(os.path.join(out_dir, manifest.path), manifest.data, manifest.mode)
     d.extra = [p for p in d.extra if p not in removed]
+    d.removed = removed
     return d
 
 
 def _prune(folder: str, root: str) -> None:
     root = os.path.abspath(root)
     folder = os.path.abspath(folder)
-    while folder != root and folder.startswith(root) and not os.listdir(folder):
-        os.rmdir(folder)
+    while folder != root and folder.startswith(root + os.sep) and \
+            not os.path.islink(folder) and not os.listdir(folder):
+        try:
+            os.rmdir(folder)
+        except OSError:
+            return
         folder = os.path.dirname(folder)
 
 
@@ -141,7 +186,7 @@ def create_missing_secrets(model) -> list[str]:
     """Create every missing secret file with random content, mode 0600; return their paths."""
     made = []
     for sec in model.secrets:
-        if os.path.exists(sec.path):
+        if os.path.lexists(sec.path):  # a dangling link is the user's to fix, not ours
             continue
         os.makedirs(os.path.dirname(sec.path), exist_ok=True)
         fd = os.open(sec.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
