@@ -234,16 +234,20 @@ class _Builder:
         first_seen: dict = {}
         merged: dict = {}
         for key_ev in self.items(yaml.MappingEndEvent):
+            if not isinstance(key_ev, (yaml.ScalarEvent, yaml.AliasEvent)):
+                self.error("yaml/key", "a mapping key must be a plain scalar", key_ev.start_mark)
+                self.node(key_ev, path + (object(),), depth)  # read past the key
+                self.node(next(self.events), path + (object(),), depth)  # and its value
+                continue
             value_ev = next(self.events)
             if isinstance(key_ev, yaml.ScalarEvent) and key_ev.tag is None and \
                     key_ev.value == "<<" and key_ev.implicit[0]:
                 self.merge(value_ev, path, depth, merged)
                 continue
             kpos = self.lines.pos(key_ev.start_mark)
-            if not isinstance(key_ev, yaml.ScalarEvent):
-                self.error("yaml/key", "a mapping key must be a plain scalar", key_ev.start_mark)
-                if not isinstance(key_ev, yaml.AliasEvent):
-                    self.node(key_ev, path + (object(),), depth)  # read past it
+            if isinstance(key_ev, yaml.AliasEvent):
+                self.error("yaml/key", "a mapping key must be a plain scalar, not an alias",
+                           key_ev.start_mark)
                 self.node(value_ev, path + (object(),), depth)
                 continue
             key = self.scalar(key_ev)
