@@ -317,3 +317,24 @@ def test_a_spec_from_a_pipe_cannot_get_secret_placeholders(tmp_path):
     assert "Traceback" not in proc.stderr and "nothing was written" in proc.stderr
     assert "[output/secret]" in proc.stderr
     assert _snapshot(tmp_path) == before and not (tmp_path / "out").exists()
+
+
+def test_a_dollar_in_the_spec_folder_reaches_compose_literally(tmp_path):
+    """Compose reads `$x` in a secret's file as a variable; the folder name must survive."""
+    from stackgen import check
+
+    compose = check.find_compose()
+    assert compose, check.INSTALL["compose"]
+    d = tmp_path / "a$HOME" / "spec"
+    (d / "secrets").mkdir(parents=True)
+    shutil.copy(SPEC, d / "stack.yaml")
+    for name in ("grafana_admin_password", "smtp_password", "slack_webhook_url"):
+        (d / "secrets" / name).write_text("placeholder\n")
+    out = tmp_path / "out"
+    assert not build.build(str(d / "stack.yaml"), str(out)).failed
+    proc = subprocess.run([compose, "-f", str(out / "compose.yaml"), "config", "--format",
+                           "json"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    files = [s["file"].replace("$$", "$")  # the output is a Compose file again
+             for s in json.loads(proc.stdout)["secrets"].values()]
+    assert files and all(f.startswith(str(d / "secrets")) for f in files), files

@@ -133,7 +133,8 @@ def services(model: Model) -> dict:
 def config(model: Model) -> dict:
     out = {"name": model.deployment, "services": services(model)}
     if model.secrets:
-        out["secrets"] = {sec.name: {"file": f"{model.spec_dir}/{sec.source}"}
+        # `$` in a folder name would be read by Compose as a variable: `$$` is a literal `$`
+        out["secrets"] = {sec.name: {"file": f"{model.spec_dir}/{sec.source}".replace("$", "$$")}
                           for sec in model.secrets}
     out["volumes"] = {"prometheus-data": {}, "alertmanager-data": {}, "grafana-data": {}}
     return out
