@@ -13,7 +13,8 @@ that nothing in the spec can change the meaning of what is generated around it:
   it, so that what you write is what the alert shows;
 - an `errors:` selector is a plain list of label matchers (nothing after it can be smuggled
   into the PromQL) and does not match on `job`;
-- `for:` is at most `MAX_FOR`, so that the generated promtool tests stay small;
+- `for:`, `rate_window` and SLO windows have upper bounds (`MAX`), so that the generated
+  promtool tests stay small;
 - group_by lists, external labels and secret paths are ones the tools read as meant.
 
 Every check reports at the value's line; warnings flag specs that build but do not do what
@@ -30,8 +31,11 @@ import re
 from stackgen.problems import ERROR, WARNING, Position, Problem
 from stackgen.spec.source import Source
 
-MAX_FOR = "1d"  # longest `for:`; the generated rule tests sample once a minute past it
-_MAX_FOR_S = 86400
+# Upper bounds that keep the generated promtool tests finishable: they sample once a minute
+# past `for`, past the rate window and over an SLO's window (three KPIs at `for: 1d` take
+# promtool about 12 s; an availability SLO over 90d about 9 s, over 3650d more than 2 min).
+MAX = {"for": ("1d", 86400), "rate_window": ("1h", 3600), "window": ("90d", 90 * 86400)}
+MAX_FOR = MAX["for"][0]
 MAX_NS = 2**63 - 1  # Prometheus keeps durations in an int64 of nanoseconds
 _MAX_INT = 2**63 - 1
 
@@ -184,6 +188,7 @@ class _Checker:
     def spec(self, d: dict) -> None:
         self.walk(d)
         s = d.get("stack", {})
+        self.at_most(("stack",), s, "rate_window", "the generated tests replay the window")
         labels = s.get("external_labels", {})
         for name in ("stack", "env"):
             if name in labels:
@@ -223,6 +228,7 @@ class _Checker:
                 self.kpi(item_path, key, item)
         for kind, slo in g.get("slos", {}).items():
             sp = path + ("slos", kind)
+            self.at_most(sp, slo, "window", "the generated SLO tests replay the whole window")
             self.template_text(sp + ("description",), slo.get("description"), "the description")
             if _negative(slo.get("threshold")):
                 self.error(sp + ("threshold",), "values/negative", f"{_where(sp + ('threshold',))}"
@@ -243,13 +249,18 @@ class _Checker:
                 if _negative(b):
                     self.error(path + ("buckets", i), "values/negative",
                                f"{_where(path + ('buckets', i))}: {b} is a negative latency")
-        if "for" in k:
-            ms = prometheus_duration_ms(k["for"])
-            if ms is not None and ms > _MAX_FOR_S * 1000:
-                self.error(path + ("for",), "values/for-too-long",
-                           f"{_where(path + ('for',))}: {k['for']} is longer than {MAX_FOR}; "
-                           f"expected at most {MAX_FOR} (a condition that must hold longer is "
-                           "a trend: alert on an aggregate over time instead)")
+        self.at_most(path, k, "for", "a condition that must hold longer is a trend: alert on "
+                     "an aggregate over time instead")
+
+    def at_most(self, path, d: dict, key: str, why: str) -> None:
+        if key not in d:
+            return
+        text, limit_s = MAX[key]
+        ms = prometheus_duration_ms(d[key])
+        if ms is not None and ms > limit_s * 1000:
+            check = "values/for-too-long" if key == "for" else "values/too-long"
+            self.error(path + (key,), check, f"{_where(path + (key,))}: {d[key]} is longer than "
+                       f"{text}; expected at most {text} ({why})")
 
     def errors_selector(self, path, text, group_labels) -> None:
         ep = path + ("kpis", "error_rate", "errors")
