@@ -36,7 +36,7 @@ from hypothesis import strategies as st
 from conftest import SPEC, need_tool
 from stackgen import build, check
 
-EXAMPLES = int(os.environ.get("STACKGEN_FUZZ_EXAMPLES", "250"))
+EXAMPLES = int(os.environ.get("STACKGEN_FUZZ_EXAMPLES", "200"))
 SAMPLE = int(os.environ.get("STACKGEN_FUZZ_SAMPLE", "6"))
 HANG_S = 10.0  # a build of the default spec takes about 0.2 s
 SECRETS = ("grafana_admin_password", "smtp_password", "slack_webhook_url")
