@@ -256,6 +256,10 @@ class _Mapper:
                            "expected a positive duration such as 30d")
                 continue
             threshold = U.parse_seconds(s["threshold"]) if kind == "latency" else None
+            if kind == "latency" and threshold is None:  # e.g. .inf (values.py reports it)
+                self.error(sp + ("threshold",), "values/threshold",
+                           f"{_path_text(sp + ('threshold',))}: cannot read {s['threshold']!r}")
+                continue
             job = path[1]
             if kind == "availability":
                 er = kd["error_rate"]
