@@ -237,7 +237,9 @@ class _Checker:
         if isinstance(er, dict) and isinstance(er.get("errors"), str):
             self.errors_selector(path, er["errors"], g.get("labels", {}))
 
-    def kpi(self, path, key, k: dict) -> None:
+    def kpi(self, path, key, k) -> None:
+        if not isinstance(k, dict):  # a default alert switched on (true) or off (false, null)
+            return
         self.template_text(path + ("description",), k.get("description"), "the description")
         if key in _NON_NEGATIVE:
             for t in THRESHOLD_KEYS:
