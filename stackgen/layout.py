@@ -26,6 +26,13 @@ SLO_BASE = 200
 # In the overview, KPI i of group g is the panel `OVERVIEW_BASE * (g + 1) + i`; the row header
 # of group g is `g + 1`, below OVERVIEW_BASE, so it never meets a KPI panel's id.
 OVERVIEW_BASE = 1000
+# The exporter's own panels of a host or GPU group (rows and panels of stackgen.kpis.exporters)
+# are `DETAIL_BASE + slot`; a KPI's per-instance panel (a service's RED panels) is
+# `KPI_DETAIL_BASE + i`; the overview's alert list is ALERT_LIST_ID. All below OVERVIEW_BASE
+# and above the SLO panels, so no id that an alert's `viewPanel=` names ever moves.
+DETAIL_BASE = 500
+KPI_DETAIL_BASE = 700
+ALERT_LIST_ID = 900
 
 
 def slug(text: str) -> str:
@@ -59,6 +66,35 @@ def group_uid(model: Model, group: Group) -> str:
 
 def group_title(model: Model, group: Group) -> str:
     return f"{_title_base(model)} / {KIND_TITLE[group.kind]} / {group.name}"
+
+
+def containers_uid(model: Model) -> str:
+    return uid(model.deployment, "containers")
+
+
+def containers_title(model: Model) -> str:
+    return f"{_title_base(model)} / Containers"
+
+
+def stack_uid(model: Model) -> str:
+    return uid(model.deployment, "stack")
+
+
+def stack_title(model: Model) -> str:
+    return f"{_title_base(model)} / Monitoring stack"
+
+
+def relative_url(uid_: str, title: str) -> str:
+    """A link between dashboards: relative, so it works under any Grafana address."""
+    return f"/d/{uid_}/{slug(title)}"
+
+
+def detail_panel_id(slot: int) -> int:
+    return DETAIL_BASE + slot
+
+
+def kpi_detail_panel_id(index: int) -> int:
+    return KPI_DETAIL_BASE + index
 
 
 def kpi_panel_id(index: int) -> int:

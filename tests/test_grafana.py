@@ -16,10 +16,12 @@ from stackgen import layout
 from stackgen.generators import grafana_dashboards, grafana_provisioning, prometheus_rules, \
     slo_rules
 from stackgen.model import Threshold
+from stackgen.runtime.smoke_checks import substitute  # Grafana variables as smoke fills them
 from stackgen.spec import load
 
-PANEL_TYPES = {"timeseries", "stat", "gauge", "bargauge", "heatmap", "barchart"}
-DATASOURCE = {"type": "prometheus", "uid": "prometheus"}
+PANEL_TYPES = {"timeseries", "stat", "gauge", "bargauge", "heatmap", "barchart", "alertlist"}
+# Panels query the datasource variable's choice; its default is the provisioned uid.
+DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 # Series a dashboard may read although no rule records them.
 BUILTIN_SERIES = {"up", "ALERTS", "ALERTS_FOR_STATE"}
 SPECS = [SPEC] + sorted(glob.glob(os.path.join(ROOT, "tests", "specs", "good", "*.yaml")))
@@ -110,7 +112,7 @@ def metric_names(expr: str) -> set:
                                promql_parser.SubqueryExpr)):
             walk(node.expr)
 
-    walk(promql_parser.parse(expr.replace("$instance", ".*")))
+    walk(promql_parser.parse(substitute(expr)))
     return names
 
 
@@ -122,14 +124,18 @@ def test_metric_names_walk():
 
 def test_dashboards_are_modern(model):
     all_ = boards(model)
-    assert len(all_) == 1 + len(model.groups)
+    assert len(all_) == 1 + len(model.groups) + 2  # and the containers and stack dashboards
     for uid, board in all_.items():
         assert board["schemaVersion"] == 41
         assert "rows" not in board and board.get("id") is None
         assert len(uid) <= layout.UID_MAX
         assert board["editable"] is False and board["graphTooltip"] == 1
         assert board["tags"][:2] == ["stackgen", model.stack.name]
-        for variable in board["templating"]["list"]:
+        first, *variables = board["templating"]["list"]
+        assert (first["name"], first["type"], first["query"]) == \
+            ("datasource", "datasource", "prometheus")
+        assert first["current"]["value"] == grafana_provisioning.DATASOURCE_UID
+        for variable in variables:
             assert variable["datasource"] == DATASOURCE
 
 
@@ -141,7 +147,7 @@ def test_panels_are_valid(model):
             where = f"{uid} panel {panel['id']}"
             assert panel["type"] in PANEL_TYPES | {"row"}, where
             assert panel["datasource"] == DATASOURCE, where
-            if panel["type"] == "row":
+            if panel["type"] in ("row", "alertlist"):
                 continue
             defaults = panel["fieldConfig"]["defaults"]
             assert defaults["unit"], where
@@ -152,7 +158,7 @@ def test_panels_are_valid(model):
             assert panel["targets"], where
             for target in panel["targets"]:
                 assert target["datasource"] == DATASOURCE, where
-                promql_parser.parse(target["expr"].replace("$instance", ".*"))
+                promql_parser.parse(substitute(target["expr"]))
 
 
 def test_no_legacy_panels_anywhere(model):
@@ -180,7 +186,7 @@ def test_kpi_panels_match_the_model(model):
                 assert heatmap["targets"][0]["format"] == "heatmap"
                 assert heatmap["options"]["yAxis"]["unit"] == "s"
         names = [v["name"] for v in board["templating"]["list"]]
-        assert names == (["instance"] if group.kind in ("hosts", "gpus") else [])
+        assert names == ["datasource", "instance"]
 
 
 def test_every_rule_dashboard_url_lands(model):
@@ -225,7 +231,8 @@ def test_slo_panels_match_the_model(spec):
     for group in model.groups:
         board = all_[layout.group_uid(model, group)]
         by_id = {p["id"]: p for p in panels(board)}
-        rows = [p for p in board["panels"] if p["type"] == "row"]
+        rows = [p for p in board["panels"] if p["type"] == "row"
+                and p["id"] < layout.DETAIL_BASE]  # the exporters' sections have rows too
         assert [r["id"] for r in rows] == [layout.slo_row_id(i) for i in range(len(group.slos))]
         for i, slo in enumerate(group.slos):
             sel = f'{{sloth_id="{slo_rules.sloth_id(group, slo)}"}}'
@@ -287,9 +294,10 @@ def test_slo_panel_ids_stay_apart():
 
 @pytest.mark.parametrize("spec", SPECS, ids=os.path.basename)
 def test_panels_read_only_recorded_series(spec):
-    """Dashboards read what the rules record (or Prometheus' own series), never raw metrics:
+    """KPI panels read what the rules record (or Prometheus' own series), never raw metrics:
     a renamed metric then breaks a rule test, not a dashboard silently. The one exception is
-    the response-time heatmap, which reads its KPI's histogram buckets."""
+    the response-time heatmap, which reads its KPI's histogram buckets. (The exporters' own
+    panels read raw series: tests/test_dashboard_depth.py checks the demo serves them.)"""
     m = load_with_dashboards(spec)
     known = recorded(m) | BUILTIN_SERIES
     buckets = {}
@@ -299,14 +307,18 @@ def test_panels_read_only_recorded_series(spec):
                 buckets[(layout.group_uid(m, group), layout.companion_panel_id(i))] = \
                     {f"{s.metric}_bucket" for s in kpi.inputs if s.kind == "histogram"}
     for board in grafana_dashboards.dashboards(m):
+        if board["uid"] in (layout.containers_uid(m), layout.stack_uid(m)):
+            continue
         for panel in panels(board):
+            if panel["id"] in range(layout.DETAIL_BASE, layout.OVERVIEW_BASE):
+                continue
             for target in panel.get("targets", []):
                 allowed = known | buckets.get((board["uid"], panel["id"]), set())
                 names = metric_names(target["expr"])
                 assert names, target["expr"]
                 assert names <= allowed, \
                     f"{board['uid']} panel {panel['id']}: {sorted(names - allowed)} not recorded"
-        for variable in board["templating"]["list"]:
+        for variable in board["templating"]["list"][1:]:  # after the datasource variable
             selector = re.fullmatch(r"label_values\((.*), \w+\)", variable["definition"])
             assert selector, variable["definition"]
             assert metric_names(selector.group(1)) <= known, variable["definition"]
@@ -340,14 +352,14 @@ def test_no_dashboards_wanted(model):
 
 
 def test_group_dashboards_link_to_the_overview(model):
-    overview = layout.dashboard_url(model, layout.overview_uid(model),
-                                    layout.overview_title(model))
+    overview = f"/d/{layout.overview_uid(model)}/{layout.slug(layout.overview_title(model))}"
     for uid, board in boards(model).items():
         urls = [link["url"] for link in board["links"] if link["type"] == "link"]
-        assert urls == ([] if uid == layout.overview_uid(model) else [overview])
+        assert (overview in urls) == (uid != layout.overview_uid(model))
     alone = dataclasses.replace(model, dashboards_overview=False)
     for board in boards(alone).values():
-        assert [link["type"] for link in board["links"]] == ["dashboards"]
+        assert board["links"][-1]["type"] == "dashboards"
+        assert overview not in [link["url"] for link in board["links"]]
 
 
 def test_deterministic(model):

@@ -351,6 +351,13 @@ OVERRIDES = {
 
 
 def _datasource_uids(node):
+    """Prometheus datasource uids a dashboard queries: the `datasource` variable's default
+    wherever a panel names the variable."""
+    if isinstance(node, dict) and node.get("templating"):
+        default = node["templating"]["list"][0]["current"]["value"]
+        for uid in _datasource_uids({k: v for k, v in node.items() if k != "templating"}):
+            yield default if uid == "${datasource}" else uid
+        return
     if isinstance(node, dict):
         ds = node.get("datasource")
         yield from ([ds["uid"]] if isinstance(ds, dict) and ds.get("type") == "prometheus"

@@ -15,13 +15,13 @@ from stackgen import kpis as K
 from stackgen import layout
 from stackgen.generators.grafanalib_data import plain as _plain
 from stackgen.artifact import Artifact, per_model, to_json
-from stackgen.generators.grafana_provisioning import DATASOURCE_UID
+from stackgen.generators import grafana_expert as X
 from stackgen.generators import slo_rules
 from stackgen.model import GPUS, HOSTS, Group, Kpi, Model, Slo
 from stackgen.spec.units import fmt_number
 
 SCHEMA_VERSION = 41
-DATASOURCE = {"type": "prometheus", "uid": DATASOURCE_UID}
+DATASOURCE = X.DATASOURCE  # the `${datasource}` variable's choice
 DIR = "grafana/dashboards"
 
 GRID_COLUMNS, PANEL_HEIGHT = 24, 8
@@ -82,16 +82,10 @@ def _variable(name: str, label: str, query: str) -> dict:
     return data
 
 
-def _link(title: str, url: str = "", tags: tuple = ()) -> dict:
-    """A dashboard header link: to `url`, or a drop-down of the dashboards with `tags`."""
-    link = gl.DashboardLink(title=title, uri=url, type="link" if url else "dashboards",
-                            tags=list(tags), asDropdown=not url, keepTime=True,
-                            icon="dashboard" if url else "external link")
-    return _plain(link)
-
-
 def _dashboard(model: Model, *, uid: str, title: str, tag: str, panels: list,
-               variables: tuple = (), links: tuple = (), description: str = "") -> dict:
+               variables: tuple = (), links: tuple = (), description: str = "",
+               alerts: str = "") -> dict:
+    """`alerts`: the matchers of the alerts shown as annotations (default: all)."""
     board = gl.Dashboard(
         title=title, uid=uid, description=description,
         tags=list(dict.fromkeys(["stackgen", model.stack.name, tag])),
@@ -104,6 +98,8 @@ def _dashboard(model: Model, *, uid: str, title: str, tag: str, panels: list,
     for key in DASHBOARD_DROP:
         data.pop(key, None)
     data["timepicker"] = {"refresh_intervals": REFRESH_INTERVALS}
+    data["templating"]["list"].insert(0, X.datasource_variable())
+    data["annotations"] = X.annotations(alerts)
     return data
 
 
@@ -266,14 +262,16 @@ class Grid:
 # --- the dashboards ---------------------------------------------------------------------
 
 def overview_links(model: Model, group: Group) -> tuple:
-    url = layout.group_url(model, group) if model.dashboards_per_group else None
-    if not url:
+    if not model.dashboards_per_group:
         return ()
-    return ({"targetBlank": False, "title": f"Open {group.name} dashboard", "url": url},)
+    url = layout.relative_url(layout.group_uid(model, group), layout.group_title(model, group))
+    return ({"targetBlank": False, "title": f"Open {group.name} dashboard",
+             "url": url + "?${__url_time_range}&${datasource:queryparam}"},)
 
 
 def overview(model: Model) -> dict:
-    grid, panels = Grid(), []
+    grid = Grid()
+    panels = [X.alert_list(grid)]
     for g, group in enumerate(model.groups):
         panels.append(_panel("row", id=layout.overview_row_id(g),
                              title=f"{layout.KIND_TITLE[group.kind]} / {group.name}",
@@ -283,10 +281,9 @@ def overview(model: Model) -> dict:
                                     title=f"{group.name} · {kpi.title}",
                                     grid=grid.place(OVERVIEW_PANEL_WIDTH),
                                     links=overview_links(model, group)))
-    links = (_link("Dashboards", tags=("stackgen", model.stack.name)),) \
-        if model.dashboards_per_group else ()
-    return _dashboard(model, uid=layout.overview_uid(model), title=layout.overview_title(model),
-                      tag="overview", panels=panels, links=links,
+    uid = layout.overview_uid(model)
+    return _dashboard(model, uid=uid, title=layout.overview_title(model),
+                      tag="overview", panels=panels, links=tuple(X.links(model, uid)),
                       description=f"Every KPI of every group of the {model.stack.name} stack.")
 
 
@@ -444,7 +441,7 @@ def slo_panels(model: Model, group: Group, grid: Grid) -> list[dict]:
 
 def instance_variables(group: Group) -> tuple:
     if not has_instance_variable(group):
-        return ()
+        return (_variable("instance", "Instance", X.instance_variable_query(group)),)
     metric = group.kpis[0].record if group.kpis else "up"
     selector = f'{metric}{{{group.group_label}="{group.name}"}}'
     return (_variable("instance", "Instance", f"label_values({selector}, instance)"),)
@@ -452,16 +449,26 @@ def instance_variables(group: Group) -> tuple:
 
 def group_dashboard(model: Model, group: Group) -> dict:
     grid = Grid()
-    panels = kpi_panels(group, grid) + slo_panels(model, group, grid)
-    links = []
-    if model.dashboards_overview:
-        links.append(_link(layout.overview_title(model), url=layout.dashboard_url(
-            model, layout.overview_uid(model), layout.overview_title(model))))
-    links.append(_link("Dashboards", tags=("stackgen", model.stack.name)))
-    return _dashboard(model, uid=layout.group_uid(model, group),
-                      title=layout.group_title(model, group), tag=group.kind, panels=panels,
-                      variables=instance_variables(group), links=tuple(links),
-                      description=group.description)
+    panels = kpi_panels(group, grid) + X.group_panels(group, grid)
+    panels += slo_panels(model, group, grid)
+    uid = layout.group_uid(model, group)
+    return _dashboard(model, uid=uid, title=layout.group_title(model, group), tag=group.kind,
+                      panels=panels, variables=instance_variables(group),
+                      links=tuple(X.links(model, uid)), description=group.description,
+                      alerts=f'{group.group_label}="{group.name}"')
+
+
+def stack_dashboards(model: Model) -> list[dict]:
+    """The containers (cAdvisor) and the monitoring stack's own health."""
+    out = []
+    for uid, title, tag, panels, what in (
+            (layout.containers_uid(model), layout.containers_title(model), "containers",
+             X.containers_panels, "The Compose stack's containers, as cAdvisor sees them"),
+            (layout.stack_uid(model), layout.stack_title(model), "stack", X.stack_panels,
+             "Prometheus and Alertmanager, from their own metrics")):
+        out.append(_dashboard(model, uid=uid, title=title, tag=tag, panels=panels(Grid()),
+                              links=tuple(X.links(model, uid)), description=f"{what}."))
+    return out
 
 
 def iter_dashboards(model: Model):
@@ -471,6 +478,7 @@ def iter_dashboards(model: Model):
     if model.dashboards_per_group:
         for group in model.groups:
             yield group_dashboard(model, group)
+        yield from stack_dashboards(model)
 
 
 def dashboards(model: Model) -> list[dict]:

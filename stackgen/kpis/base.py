@@ -146,6 +146,11 @@ class KpiKind:
         """Companion panels (of `Companion`) shown beside the KPI's panel."""
         return ()
 
+    def detail(self, kpi, sel: str):
+        """The KPI per instance (a `kpis.exporters.Panel`, its slot unused) for the group
+        dashboard's instance variable to filter, or None; `sel`: job and instance matchers."""
+        return None
+
     # -- demo exporter ------------------------------------------------------------------------
     healthy: float | None = None  # a realistic healthy value, where the thresholds allow it
     incidents: dict = {}  # incident kind -> ABOVE | BELOW | None (its worst threshold's side)

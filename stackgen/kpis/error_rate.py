@@ -140,6 +140,17 @@ class ErrorRate(KpiKind):
     def test_inputs(self, kpi, base, levels):
         return split_inputs(kpi.inputs[0].metric, kpi.errors, base, levels)
 
+    def detail(self, kpi, sel):
+        from stackgen.kpis.exporters import RATE, Panel, Query
+
+        metric = kpi.inputs[0].metric
+        errors = f"sum by (instance) (rate({metric}{{{sel},{kpi.errors}}}[{RATE}]))"
+        total = f"sum by (instance) (rate({metric}{{{sel}}}[{RATE}]))"
+        return Panel(0, "Error ratio per instance", f"Share of requests that failed "
+                     f"({kpi.errors}) on each target: the errors of RED.", "percentunit",
+                     (Query(f"({errors} or {total} * 0) / {total}", "{{instance}}"),),
+                     min=0, max=1)
+
     healthy = 0.002
     incidents = {"error-burst": ABOVE}
     default_incident = "error-burst"

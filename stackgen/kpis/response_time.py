@@ -183,6 +183,16 @@ class ResponseTime(KpiKind):
                     default=0.0)
         return lower + (le - lower) * kpi.quantile
 
+    def detail(self, kpi, sel):
+        from stackgen.kpis.exporters import RATE, Panel, Query
+
+        metric, q = kpi.inputs[0].metric, kpi.quantile or DEFAULT_QUANTILE
+        return Panel(0, f"{quantile_name(q)} response time per instance",
+                     f"The {quantile_name(q)} of `{metric}` on each target: the duration of "
+                     "RED.", "s", (Query(
+                         f"histogram_quantile({q}, sum by (instance, le) "
+                         f"(rate({metric}_bucket{{{sel}}}[{RATE}])))", "{{instance}}"),), min=0)
+
     def companions(self, kpi):
         if is_summary(kpi):
             return ()  # a summary has no buckets to draw

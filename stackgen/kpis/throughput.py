@@ -33,6 +33,15 @@ class Throughput(KpiKind):
     def test_inputs(self, kpi, base, levels):
         return [(series_text(kpi.inputs[0].metric, base), counter(levels))]
 
+    def detail(self, kpi, sel):
+        from stackgen.kpis.exporters import RATE, Panel, Query
+
+        metric = kpi.inputs[0].metric
+        return Panel(0, "Requests per instance", f"Requests per second (`{metric}`) of each "
+                     "target: the rate of RED.", "reqps", (Query(
+                         f"sum by (instance) (rate({metric}{{{sel}}}[{RATE}]))",
+                         "{{instance}}"),), min=0)
+
     incidents = {"throughput-drop": BELOW, "throughput-spike": ABOVE}
     default_incident = "throughput-drop"
 

@@ -12,6 +12,7 @@ runtime copy into the data folder; the generated folder is never touched:
 | job alertmanager `alertmanager:9093`     | `127.0.0.1:<Alertmanager port>`                  |
 | `node-exporter:9100` targets             | a local node_exporter on `127.0.0.1:<port>`      |
 | jobs grafana, cadvisor                   | dropped: no native process here (a note says so) |
+| job cadvisor with `--demo` (and in smoke)| the demo cAdvisor (runtime.stack_demo)           |
 | other targets (remote hosts)             | unchanged: down unless reachable (a note says so) |
 | `/run/secrets/<name>`                    | the spec's secret file                           |
 | `rule_files`, `templates` (relative)     | absolute paths into the generated folder         |
@@ -396,7 +397,7 @@ def up(spec: str, out_dir: str, data_dir: str | None = None, ports: Ports | None
         echo(f"warning: {out_dir}/ differs from what {spec} generates ({', '.join(stale[:4])}"
              f"{' ...' if len(stale) > 4 else ''}); running the files on disk. Run `stackgen "
              f"build` to update them.", err=True)
-    exporter = None
+    exporter = cadvisor = None
     stack = None
     with procs.stop_on_signals():
         try:
@@ -404,9 +405,13 @@ def up(spec: str, out_dir: str, data_dir: str | None = None, ports: Ports | None
             if demo:
                 from stackgen.runtime.demo_exporter import DemoExporter
 
+                from stackgen.runtime.stack_demo import CadvisorDemo
+
                 exporter = DemoExporter(model).start()
+                cadvisor = CadvisorDemo(model.deployment).start()
                 target_map = {(g.job, t): f"{LOOPBACK}:{exporter.port(g.name, i)}"
                               for g in model.groups for i, t in enumerate(g.targets)}
+                target_map.update(cadvisor.target_map())
             stack = NativeStack(model, out_dir, data_dir, ports or Ports(),
                                 target_map=target_map)
             try:
@@ -445,8 +450,9 @@ def up(spec: str, out_dir: str, data_dir: str | None = None, ports: Ports | None
         finally:
             if stack is not None:
                 stack.stop()
-            if exporter is not None:
-                exporter.stop()
+            for server in (exporter, cadvisor):
+                if server is not None:
+                    server.stop()
             if stack is not None and stack.procs:
                 left = [f"{n} (pid {p.pid})" for n, p in stack.procs.items()
                         if procs.pid_running(p.pid)]

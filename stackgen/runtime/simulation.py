@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 from stackgen import kpis as K
 from stackgen.generators.rule_tests import baseline
+from stackgen.kpis import exporters
 from stackgen.kpis.base import COUNTER, GAUGE, LOAD, clamp
 from stackgen.kpis.error_rate import label_values
 from stackgen.model import GPUS, SERVICES, Group, Kpi, Model
@@ -192,6 +193,8 @@ class GroupSim:
         for kind in K.kinds_of(self.group.kind):
             if kind.kind in present or kind.serves_always:
                 kind.demo_samples(self, i, p, wobble, add)
+        for background in exporters.background(self.group.kind):  # beyond the KPIs
+            background(self, i, p, wobble, add)
         scale = p(LOAD) * wobble(LOAD) if self.group.kind == SERVICES else 1.0
         for inp in self.free.values():
             k = max(0.0, p(f"free:{inp.metric}"))

@@ -45,6 +45,7 @@ from stackgen.runtime.smoke_checks import check_baseline, check_panels, check_ru
 from stackgen.runtime.smoke_incident import FOR_S, RATE_WINDOW_S, Ctx, died, run_incident_safely
 from stackgen.runtime.smoke_plan import plan
 from stackgen.runtime.smoke_report import Check, Result, fmt_check
+from stackgen.runtime.stack_demo import CadvisorDemo
 
 
 def run(spec: str, *, sabotage_kind: str | None = None, only=None, work_dir: str | None = None,
@@ -62,7 +63,7 @@ def run(spec: str, *, sabotage_kind: str | None = None, only=None, work_dir: str
     tmp = work_dir or tempfile.mkdtemp(prefix="stackgen-smoke-")
     os.makedirs(tmp, exist_ok=True)
     sockets: dict = {}
-    exporter = stack = web = smtp = None
+    exporter = stack = web = smtp = cadvisor = None
 
     def done(check: Check):
         res.checks.append(check)
@@ -112,10 +113,12 @@ def run(spec: str, *, sabotage_kind: str | None = None, only=None, work_dir: str
             exporter = DemoExporter(model, sockets=sockets)
             sockets = {}
             exporter.start()
+            cadvisor = CadvisorDemo(model.deployment).start()  # the stack's cadvisor job
             data_dir = os.path.join(tmp, "data")
             if os.path.isfile(os.path.join(data_dir, "runtime.json")):  # an earlier --keep run
                 shutil.rmtree(data_dir)
-            stack = NativeStack(model, out_dir, data_dir, am_extra=O.pagerduty_extra(ov))
+            stack = NativeStack(model, out_dir, data_dir, am_extra=O.pagerduty_extra(ov),
+                                target_map=cadvisor.target_map())
             try:
                 stack.start()
             finally:
@@ -179,8 +182,9 @@ def run(spec: str, *, sabotage_kind: str | None = None, only=None, work_dir: str
             if stack is not None:
                 res.pids = {**res.pids, **stack.pids}
                 stack.stop()
-            if exporter is not None:
-                exporter.stop()
+            for server in (exporter, cadvisor):
+                if server is not None:
+                    server.stop()
             for s in sockets.values():
                 s.close()
             for sink in (web, smtp):
