@@ -7,6 +7,8 @@ query returns data from a live Prometheus)."""
 import dataclasses
 import glob
 import os
+import subprocess
+import time
 import urllib.request
 
 import promql_parser
@@ -18,6 +20,7 @@ from stackgen import layout
 from stackgen.generators import grafana_dashboards, prometheus_config
 from stackgen.kpis.exporters import cadvisor
 from stackgen.model import GPUS, HOSTS
+from stackgen.runtime import procs
 from stackgen.runtime.sim import Sim
 from stackgen.runtime.smoke_checks import substitute
 from stackgen.runtime.stack_demo import CadvisorDemo
@@ -203,3 +206,28 @@ def test_the_demo_cadvisor_serves_the_containers_dashboard(model, boards):
     served = {s.name for f in text_string_to_metric_families(text.decode())
               for s in f.samples}
     assert read <= served
+
+
+def test_the_real_node_exporter_serves_what_the_host_panels_read(model, boards, tmp_path):
+    """node_exporter 1.5 (the apt package) exposes every series the USE sections read."""
+    _, board = group_board(model, boards, HOSTS)
+    read = set().union(*map(metric_names, exprs(board, expert_ids(board))))
+    port = procs.free_port()
+    log = open(tmp_path / "node_exporter.log", "w")
+    proc = subprocess.Popen([procs.find_binary("node_exporter"),
+                             f"--web.listen-address=127.0.0.1:{port}"], stdout=log, stderr=log)
+    try:
+        text, deadline = None, time.time() + 15
+        while text is None and time.time() < deadline:
+            try:
+                text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics",
+                                              timeout=5).read().decode()
+            except OSError:
+                time.sleep(0.1)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        log.close()
+    assert text is not None, "node_exporter did not answer"
+    exposed = {s.name for f in text_string_to_metric_families(text) for s in f.samples}
+    assert read <= exposed, sorted(read - exposed)

@@ -27,8 +27,9 @@ RX_BYTES, TX_BYTES = "node_network_receive_bytes_total", "node_network_transmit_
 RX_ERRS, TX_ERRS = "node_network_receive_errs_total", "node_network_transmit_errs_total"
 RX_DROP, TX_DROP = "node_network_receive_drop_total", "node_network_transmit_drop_total"
 NOT_LOOPBACK = 'device!="lo"'
-# Disks node-mixin leaves out: partitions are counted in their disk, these are no disks.
-NOT_A_DISK = 'device!~"(ram|loop|fd|sr)\\\\d+"'
+# Block devices that are disks, as node-mixin's config.libsonnet lists them (diskDevices):
+# no partitions, RAM, loop or zram devices.
+DISKS_ONLY = 'device=~"(/dev/)?(mmcblk.p.+|nvme.+|rbd.+|sd.+|vd.+|xvd.+|dm-.+|dasd.+)"'
 
 
 def _cores(sel: str) -> str:
@@ -41,7 +42,7 @@ def _fs(sel: str) -> str:
 
 def panels(sel: str) -> tuple:
     cpu, mem, avail = host_cpu.METRIC, host_memory.TOTAL, host_memory.AVAILABLE
-    disk, net, fs = f"{sel},{NOT_A_DISK}", f"{sel},{NOT_LOOPBACK}", _fs(sel)
+    disk, net, fs = f"{sel},{DISKS_ONLY}", f"{sel},{NOT_LOOPBACK}", _fs(sel)
     return (
         row(0, "CPU"),
         Panel(1, "CPU by mode", "Share of each host's CPU time per mode (idle left out), "
