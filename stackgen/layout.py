@@ -32,6 +32,7 @@ OVERVIEW_BASE = 1000
 # and above the SLO panels, so no id that an alert's `viewPanel=` names ever moves.
 DETAIL_BASE = 500
 KPI_DETAIL_BASE = 700
+KPI_DETAIL_ROW = 699  # the row header above the KPIs per instance
 ALERT_LIST_ID = 900
 
 

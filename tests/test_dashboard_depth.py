@@ -18,6 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from conftest import REFERENCE, ROOT, SPEC
 from stackgen import layout
 from stackgen.generators import grafana_dashboards, prometheus_config
+from stackgen.kpis import exporters
 from stackgen.kpis.exporters import cadvisor
 from stackgen.model import GPUS, HOSTS
 from stackgen.runtime import procs
@@ -69,7 +70,7 @@ def group_board(model, boards, kind):
 
 def test_host_dashboard_by_the_use_method(model, boards):
     group, board = group_board(model, boards, HOSTS)
-    assert {"CPU by mode", "Load per core", "Memory used", "Swap used", "Major page faults",
+    assert {"CPU by mode", "Load per core", "Memory used and total", "Swap used", "Major page faults",
             "Disk I/O utilisation", "Disk latency", "Disk throughput", "Filesystem space used",
             "Inodes used", "Network traffic", "Network errors and drops"} <= titles(board)
     read = set().union(*map(metric_names, exprs(board, expert_ids(board))))
@@ -86,7 +87,7 @@ def test_host_dashboard_by_the_use_method(model, boards):
 
 def test_gpu_dashboard(model, boards):
     _, board = group_board(model, boards, GPUS)
-    assert {"GPU utilisation", "Framebuffer memory", "GPU temperature", "Power draw",
+    assert {"GPU utilisation per GPU", "Framebuffer memory", "GPU temperature", "Power draw",
             "SM clock", "Last XID error"} <= titles(board)
     read = set().union(*map(metric_names, exprs(board, expert_ids(board))))
     assert {"DCGM_FI_DEV_GPU_UTIL", "DCGM_FI_DEV_FB_USED", "DCGM_FI_DEV_FB_FREE",
@@ -96,7 +97,7 @@ def test_gpu_dashboard(model, boards):
 
 def test_containers_and_stack_dashboards(model, boards):
     containers = boards[layout.containers_uid(model)]
-    assert titles(containers) == {"CPU per container", "Memory per container",
+    assert titles(containers) == {"Containers", "CPU per container", "Memory per container",
                                   "Memory against limit", "Restarts", "OOM kills"}
     for expr in exprs(containers):
         assert 'job="cadvisor",name!=""' in expr and "by (name)" in expr, expr
@@ -125,6 +126,11 @@ def test_service_dashboards_show_red_per_instance(model, boards):
             expr = panel["targets"][0]["expr"]
             assert 'instance=~"$instance"' in expr and "by (instance" in expr, expr
             assert panel["targets"][0]["legendFormat"] == "{{instance}}"
+        order = [p["id"] for p in board["panels"]]
+        red = [layout.kpi_detail_panel_id(kinds[k])
+               for k in ("throughput", "error_rate", "response_time") if k in kinds]
+        start = order.index(layout.KPI_DETAIL_ROW)  # a row header, then rate, errors, duration
+        assert order[start + 1:start + 1 + len(red)] == red
 
 
 def test_every_dashboard_has_a_datasource_variable_annotations_and_relative_links(model,
@@ -148,6 +154,7 @@ def test_every_dashboard_has_a_datasource_variable_annotations_and_relative_link
             assert link["url"].split("/")[2] in boards, link
             assert link["url"].split("/")[2] != uid
         assert board["links"][-1]["type"] == "dashboards"
+        assert board["links"][-1]["includeVars"] is False  # a host's instance is no GPU's
     group = model.groups[0]
     annotation = boards[layout.group_uid(model, group)]["annotations"]["list"][1]["expr"]
     assert f'{group.group_label}="{group.name}"' in annotation
@@ -166,6 +173,8 @@ def test_new_panels_keep_clear_of_the_ids_alerts_link(model, boards):
     """Alerts open KPI, companion and SLO panels by id (viewPanel=): the new panels use
     their own ranges, and every panel query parses."""
     assert layout.slo_row_id(29) < layout.DETAIL_BASE
+    slots = [p.slot for kind in (HOSTS, GPUS) for p in exporters.group_panels(kind, "")]
+    assert layout.detail_panel_id(max(slots)) < layout.KPI_DETAIL_ROW < layout.KPI_DETAIL_BASE
     assert layout.ALERT_LIST_ID < layout.OVERVIEW_BASE
     for uid, board in boards.items():
         ids = [p["id"] for p in panels(board)]

@@ -24,6 +24,7 @@ ALERT_LIST_HEIGHT = 6
 LEGEND = {"calcs": [], "displayMode": "list", "placement": "bottom", "showLegend": True}
 TOOLTIP = {"mode": "multi", "sort": "desc"}
 REDUCE = {"calcs": ["lastNotNull"], "fields": "", "values": False}
+RED = {"throughput": 0, "error_rate": 1, "response_time": 2}  # rate, errors, duration
 
 
 # -- on every dashboard --------------------------------------------------------------------
@@ -67,8 +68,10 @@ def links(model: Model, own_uid: str) -> list:
 
 
 def link(title: str, url: str = "", tags: tuple = ()) -> dict:
+    """A link to `url` keeps the variables (the overview, containers and stack dashboards have
+    no `instance`); the drop-down does not: one group's instances are no other group's."""
     return {"asDropdown": not url, "icon": "dashboard" if url else "external link",
-            "includeVars": True, "keepTime": True, "tags": list(tags), "targetBlank": False,
+            "includeVars": bool(url), "keepTime": True, "tags": list(tags), "targetBlank": False,
             "title": title, "tooltip": "", "type": "link" if url else "dashboards", "url": url}
 
 
@@ -127,12 +130,13 @@ def render(panel: E.Panel, pid: int, grid) -> dict:
 def group_panels(group: Group, grid) -> list:
     """A group dashboard's depth: its KPIs per instance, then its exporter's sections."""
     sel = f'job="{group.job}",instance=~"$instance"'
-    out = []
-    for i, kpi in enumerate(group.kpis):
-        detail = K.of(kpi).detail(kpi, sel)
-        if detail is not None:
-            out.append(render(detail, layout.kpi_detail_panel_id(i), grid))
-    grid.newline()
+    details = [(i, K.of(kpi).detail(kpi, sel)) for i, kpi in enumerate(group.kpis)]
+    details = sorted(((RED.get(group.kpis[i].kind, len(RED)), i, d) for i, d in details
+                      if d is not None), key=lambda x: x[:2])
+    out = [render(E.row(0, "Per instance: rate, errors, duration"), layout.KPI_DETAIL_ROW,
+                  grid)] if details else []
+    for _, i, detail in details:
+        out.append(render(detail, layout.kpi_detail_panel_id(i), grid))
     for panel in E.group_panels(group.kind, sel):
         out.append(render(panel, layout.detail_panel_id(panel.slot), grid))
     return out

@@ -8,8 +8,8 @@ generators/grafana_expert.py renders (the only module that knows Grafana's JSON)
 `dcgm` and `cadvisor` also give `demo_samples(...)`: the "background" series the demo
 exporter serves for them, healthy and alive (the KPI kinds serve what their KPIs read).
 
-Panel ids are `slot`s: fixed per panel here, so a panel keeps its id whatever the spec says
-(stackgen.layout adds the base of its dashboard).
+Panel ids are `slot`s (1 and up): fixed per panel here, so a panel keeps its id whatever the
+spec says (stackgen.layout adds the base of a group dashboard).
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ A restart of a Compose container (restart: unless-stopped) keeps its name and id
 from __future__ import annotations
 
 from stackgen.kpis.base import COUNTER, GAUGE
-from stackgen.kpis.exporters import RATE, Panel, Query
+from stackgen.kpis.exporters import RATE, Panel, Query, row
 
 JOB = "cadvisor"
 CPU = "container_cpu_usage_seconds_total"
@@ -24,21 +24,22 @@ SEL = f'job="{JOB}",name!=""'
 
 def panels() -> tuple:
     return (
-        Panel(1, "CPU per container", "CPU cores each container uses.", "short", (Query(
+        row(10, "Containers"),
+        Panel(11, "CPU per container", "CPU cores each container uses.", "short", (Query(
             f"sum by (name) (rate({CPU}{{{SEL}}}[{RATE}]))", "{{name}}"),), width=12, min=0),
-        Panel(2, "Memory per container", "Working set: the memory a container uses that the "
+        Panel(12, "Memory per container", "Working set: the memory a container uses that the "
               "kernel cannot reclaim; what the OOM killer goes by.", "bytes", (Query(
                   f"sum by (name) ({WORKING_SET}{{{SEL}}})", "{{name}}"),), width=12, min=0),
-        Panel(3, "Memory against limit", "Working set as a share of the container's memory "
+        Panel(13, "Memory against limit", "Working set as a share of the container's memory "
               "limit (containers with a limit only); the OOM killer acts at 100%.",
               "percentunit", (Query(
                   f"sum by (name) ({WORKING_SET}{{{SEL}}}) / sum by (name) ({LIMIT}{{{SEL}}} > 0)",
                   "{{name}}"),), min=0, max=1, thresholds=((0.8, "orange"), (0.9, "red"))),
-        Panel(4, "Restarts", "Times each container started again in the dashboard's time "
+        Panel(14, "Restarts", "Times each container started again in the dashboard's time "
               "range.", "short", (Query(
                   f"sum by (name) (changes({STARTED}{{{SEL}}}[$__range]))", "{{name}}"),),
               type="stat", thresholds=((1, "orange"),)),
-        Panel(5, "OOM kills", "Processes the kernel's OOM killer ended in each container in "
+        Panel(15, "OOM kills", "Processes the kernel's OOM killer ended in each container in "
               "the dashboard's time range.", "short", (Query(
                   f"sum by (name) (increase({OOM}{{{SEL}}}[$__range]))", "{{name}}"),),
               type="stat", thresholds=((1, "red"),)),

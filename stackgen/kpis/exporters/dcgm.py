@@ -26,7 +26,7 @@ def panels(sel: str) -> tuple:
     used, free = gpu_memory.USED, gpu_memory.FREE
     return (
         row(0, "GPUs"),
-        Panel(1, "GPU utilisation", "Share of time one or more kernels ran on the GPU.",
+        Panel(1, "GPU utilisation per GPU", "Share of time one or more kernels ran on the GPU.",
               "percent", (Query(f"{gpu_utilization.METRIC}{{{sel}}}", GPU),), width=12, min=0,
               max=100),
         Panel(2, "Framebuffer memory", "GPU memory used, reserved by the driver, and free.",

@@ -56,7 +56,7 @@ def panels(sel: str) -> tuple:
                         "{{instance}} " + m.rsplit("load", 1)[1] + "m")
                   for m in LOAD), width=12, min=0, thresholds=((1, "orange"),)),
         row(10, "Memory"),
-        Panel(11, "Memory used", "Total memory less what is available to new work "
+        Panel(11, "Memory used and total", "Total memory less what is available to new work "
               "(MemAvailable: free, reclaimable caches).", "bytes", (
                   Query(f"{mem}{{{sel}}} - {avail}{{{sel}}}", "{{instance}} used"),
                   Query(f"{mem}{{{sel}}}", "{{instance}} total")), min=0),

@@ -13,33 +13,33 @@ PROM, AM = 'job="prometheus"', 'job="alertmanager"'
 
 def panels() -> tuple:
     return (
-        row(0, "Prometheus"),
-        Panel(1, "Targets up", "Targets each job scrapes successfully, of those it has.",
+        row(10, "Prometheus"),
+        Panel(11, "Targets up", "Targets each job scrapes successfully, of those it has.",
               "short", (Query("sum by (job) (up)", "{{job}} up"),
                         Query("count by (job) (up)", "{{job}} targets")), min=0),
-        Panel(2, "Discovered targets", "Targets service discovery found, per scrape "
+        Panel(12, "Discovered targets", "Targets service discovery found, per scrape "
               "configuration.", "short", (Query(
                   f"sum by (config) (prometheus_sd_discovered_targets{{{PROM}}})",
                   "{{config}}"),), min=0),
-        Panel(3, "Rule evaluation failures", "Rule evaluations per second that failed, per "
+        Panel(13, "Rule evaluation failures", "Rule evaluations per second that failed, per "
               "rule group: a failing rule records nothing and alerts on nothing.", "ops",
               (Query(f"sum by (rule_group) (rate(prometheus_rule_evaluation_failures_total"
                      f"{{{PROM}}}[{RATE}]))", "{{rule_group}}"),), min=0,
               thresholds=((0.001, "red"),)),
-        Panel(4, "Rule group evaluation time", "How long each rule group's last evaluation "
+        Panel(14, "Rule group evaluation time", "How long each rule group's last evaluation "
               "took; near the evaluation interval, evaluations get skipped.", "s", (Query(
                   f"prometheus_rule_group_last_duration_seconds{{{PROM}}}",
                   "{{rule_group}}"),), min=0),
-        Panel(5, "Head series", "Series in memory (the TSDB head): what memory use follows.",
+        Panel(15, "Head series", "Series in memory (the TSDB head): what memory use follows.",
               "short", (Query(f"prometheus_tsdb_head_series{{{PROM}}}", "{{instance}}"),),
               min=0),
-        Panel(6, "Storage", "Bytes of the persisted TSDB blocks on disk.", "bytes", (Query(
+        Panel(16, "Storage", "Bytes of the persisted TSDB blocks on disk.", "bytes", (Query(
             f"prometheus_tsdb_storage_blocks_bytes{{{PROM}}}", "{{instance}}"),), min=0),
-        row(10, "Alertmanager"),
-        Panel(11, "Notifications sent", "Notifications per second, by integration.", "ops", (
+        row(20, "Alertmanager"),
+        Panel(21, "Notifications sent", "Notifications per second, by integration.", "ops", (
             Query(f"sum by (integration) (rate(alertmanager_notifications_total{{{AM}}}"
                   f"[{RATE}]))", "{{integration}}"),), width=12, min=0),
-        Panel(12, "Notifications failed", "Notifications per second that failed, by "
+        Panel(22, "Notifications failed", "Notifications per second that failed, by "
               "integration: alerts that reached no one.", "ops", (
                   Query(f"sum by (integration) (rate(alertmanager_notifications_failed_total"
                         f"{{{AM}}}[{RATE}]))", "{{integration}}"),), width=12, min=0,
