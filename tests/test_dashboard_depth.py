@@ -100,7 +100,7 @@ def test_containers_and_stack_dashboards(model, boards):
     assert titles(containers) == {"Containers", "CPU per container", "Memory per container",
                                   "Memory against limit", "Restarts", "OOM kills"}
     for expr in exprs(containers):
-        assert 'job="cadvisor",name!=""' in expr and "by (name)" in expr, expr
+        assert 'name!=""' in expr and "by (name)" in expr, expr
     stack = boards[layout.stack_uid(model)]
     assert {"Targets up", "Rule evaluation failures", "Rule group evaluation time",
             "Head series", "Storage", "Notifications sent", "Notifications failed"} <= \

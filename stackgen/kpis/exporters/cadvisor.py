@@ -1,4 +1,5 @@
-"""cAdvisor (deployed by the Compose stack, scraped as job `cadvisor`): the containers
+"""cAdvisor (deployed by the Compose stack, scraped as job `cadvisor`; in Kubernetes the
+kubelet's): the containers
 dashboard (CPU, memory against limits, restarts and OOM kills, per container) and the demo
 series behind it.
 
@@ -19,7 +20,9 @@ WORKING_SET = "container_memory_working_set_bytes"
 LIMIT = "container_spec_memory_limit_bytes"
 OOM = "container_oom_events_total"
 STARTED = "container_start_time_seconds"
-SEL = f'job="{JOB}",name!=""'
+# Any job: cAdvisor in the Compose stack (job `cadvisor`) or the kubelet's in Kubernetes; only
+# cAdvisor serves these names.
+SEL = 'name!=""'
 
 
 def panels() -> tuple:

@@ -1,6 +1,6 @@
 """The monitoring stack's own health: Prometheus (targets, rule evaluation, TSDB) and
 Alertmanager (notifications sent and failed, by integration), from the metrics each serves
-about itself (scraped as jobs `prometheus` and `alertmanager`), as the Prometheus and
+about itself, as the Prometheus and
 Alertmanager mixins' overview dashboards show them.
 """
 
@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from stackgen.kpis.exporters import RATE, Panel, Query, row
 
-PROM, AM = 'job="prometheus"', 'job="alertmanager"'
+# No job matcher: only Prometheus and Alertmanager serve these names, whatever their jobs are
+# called (`prometheus` and `alertmanager` in the Compose stack, kube-prometheus-stack's own).
 
 
 def panels() -> tuple:
@@ -19,29 +20,29 @@ def panels() -> tuple:
                         Query("count by (job) (up)", "{{job}} targets")), min=0),
         Panel(12, "Discovered targets", "Targets service discovery found, per scrape "
               "configuration.", "short", (Query(
-                  f"sum by (config) (prometheus_sd_discovered_targets{{{PROM}}})",
+                  "sum by (config) (prometheus_sd_discovered_targets)",
                   "{{config}}"),), min=0),
         Panel(13, "Rule evaluation failures", "Rule evaluations per second that failed, per "
               "rule group: a failing rule records nothing and alerts on nothing.", "ops",
-              (Query(f"sum by (rule_group) (rate(prometheus_rule_evaluation_failures_total"
-                     f"{{{PROM}}}[{RATE}]))", "{{rule_group}}"),), min=0,
+              (Query("sum by (rule_group) (rate(prometheus_rule_evaluation_failures_total"
+                     f"[{RATE}]))", "{{rule_group}}"),), min=0,
               thresholds=((0.001, "red"),)),
         Panel(14, "Rule group evaluation time", "How long each rule group's last evaluation "
               "took; near the evaluation interval, evaluations get skipped.", "s", (Query(
-                  f"prometheus_rule_group_last_duration_seconds{{{PROM}}}",
+                  "prometheus_rule_group_last_duration_seconds",
                   "{{rule_group}}"),), min=0),
         Panel(15, "Head series", "Series in memory (the TSDB head): what memory use follows.",
-              "short", (Query(f"prometheus_tsdb_head_series{{{PROM}}}", "{{instance}}"),),
+              "short", (Query("prometheus_tsdb_head_series", "{{instance}}"),),
               min=0),
         Panel(16, "Storage", "Bytes of the persisted TSDB blocks on disk.", "bytes", (Query(
-            f"prometheus_tsdb_storage_blocks_bytes{{{PROM}}}", "{{instance}}"),), min=0),
+            "prometheus_tsdb_storage_blocks_bytes", "{{instance}}"),), min=0),
         row(20, "Alertmanager"),
         Panel(21, "Notifications sent", "Notifications per second, by integration.", "ops", (
-            Query(f"sum by (integration) (rate(alertmanager_notifications_total{{{AM}}}"
+            Query("sum by (integration) (rate(alertmanager_notifications_total"
                   f"[{RATE}]))", "{{integration}}"),), width=12, min=0),
         Panel(22, "Notifications failed", "Notifications per second that failed, by "
               "integration: alerts that reached no one.", "ops", (
                   Query(f"sum by (integration) (rate(alertmanager_notifications_failed_total"
-                        f"{{{AM}}}[{RATE}]))", "{{integration}}"),), width=12, min=0,
+                        f"[{RATE}]))", "{{integration}}"),), width=12, min=0,
               thresholds=((0.001, "red"),)),
     )
