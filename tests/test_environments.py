@@ -88,9 +88,10 @@ def test_each_environment_its_label_uids_and_folder(tmp_path):
                               .read_text())
         assert prom["global"]["external_labels"]["env"] == env
         boards = sorted(os.listdir(tmp_path / "out" / env / "grafana" / "dashboards"))
-        assert boards == [f"envs-{env}-overview.json", f"envs-{env}-services-api.json"]
-        board = json.loads((tmp_path / "out" / env / "grafana" / "dashboards" / boards[0])
-                           .read_text())
+        assert boards == [f"envs-{env}-{name}.json"
+                          for name in ("containers", "overview", "services-api", "stack")]
+        board = json.loads((tmp_path / "out" / env / "grafana" / "dashboards" /
+                            f"envs-{env}-overview.json").read_text())
         assert board["title"] == f"envs ({env}) / Overview"
         compose = yaml.safe_load((tmp_path / "out" / env / "compose.yaml").read_text())
         assert compose["name"] == f"envs-{env}"
