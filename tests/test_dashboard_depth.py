@@ -86,13 +86,19 @@ def test_host_dashboard_by_the_use_method(model, boards):
 
 
 def test_gpu_dashboard(model, boards):
-    _, board = group_board(model, boards, GPUS)
-    assert {"GPU utilisation per GPU", "Framebuffer memory", "GPU temperature", "Power draw",
+    group, board = group_board(model, boards, GPUS)
+    assert {"GPU utilisation", "Framebuffer memory", "GPU temperature", "Power draw",
             "SM clock", "Last XID error"} <= titles(board)
+    assert len(titles(board)) == len(panels(board))  # no panel repeats a KPI's
     read = set().union(*map(metric_names, exprs(board, expert_ids(board))))
-    assert {"DCGM_FI_DEV_GPU_UTIL", "DCGM_FI_DEV_FB_USED", "DCGM_FI_DEV_FB_FREE",
-            "DCGM_FI_DEV_FB_RESERVED", "DCGM_FI_DEV_GPU_TEMP", "DCGM_FI_DEV_POWER_USAGE",
-            "DCGM_FI_DEV_SM_CLOCK", "DCGM_FI_DEV_XID_ERRORS"} == read
+    assert {"DCGM_FI_DEV_FB_USED", "DCGM_FI_DEV_FB_FREE", "DCGM_FI_DEV_FB_RESERVED",
+            "DCGM_FI_DEV_POWER_USAGE", "DCGM_FI_DEV_SM_CLOCK", "DCGM_FI_DEV_XID_ERRORS"} == read
+    # without the utilisation and temperature KPIs, the DCGM section shows both itself
+    bare = dataclasses.replace(group, kpis=tuple(
+        k for k in group.kpis if k.kind not in ("gpu_utilization", "gpu_temperature")))
+    bare_board = grafana_dashboards.group_dashboard(model, bare)
+    read = set().union(*map(metric_names, exprs(bare_board, expert_ids(bare_board))))
+    assert {"DCGM_FI_DEV_GPU_UTIL", "DCGM_FI_DEV_GPU_TEMP"} <= read
 
 
 def test_containers_and_stack_dashboards(model, boards):

@@ -130,14 +130,18 @@ def render(panel: E.Panel, pid: int, grid) -> dict:
 def group_panels(group: Group, grid) -> list:
     """A group dashboard's depth: its KPIs per instance, then its exporter's sections."""
     sel = f'job="{group.job}",instance=~"$instance"'
-    details = [(i, K.of(kpi).detail(kpi, sel)) for i, kpi in enumerate(group.kpis)]
+    details = [(i, K.of(kpi).detail(kpi, ",".join(filter(None, [sel, kpi.filter]))))
+               for i, kpi in enumerate(group.kpis)]
     details = sorted(((RED.get(group.kpis[i].kind, len(RED)), i, d) for i, d in details
                       if d is not None), key=lambda x: x[:2])
     out = [render(E.row(0, "Per instance: rate, errors, duration"), layout.KPI_DETAIL_ROW,
                   grid)] if details else []
     for _, i, detail in details:
         out.append(render(detail, layout.kpi_detail_panel_id(i), grid))
+    kinds = {kpi.kind for kpi in group.kpis}
     for panel in E.group_panels(group.kind, sel):
+        if panel.unless in kinds:
+            continue  # the KPI's own panel shows it
         out.append(render(panel, layout.detail_panel_id(panel.slot), grid))
     return out
 

@@ -148,7 +148,8 @@ class KpiKind:
 
     def detail(self, kpi, sel: str):
         """The KPI per instance (a `kpis.exporters.Panel`, its slot unused) for the group
-        dashboard's instance variable to filter, or None; `sel`: job and instance matchers."""
+        dashboard's instance variable to filter, or None; `sel`: job and instance matchers
+        (and the KPI's `filter:`)."""
         return None
 
     # -- demo exporter ------------------------------------------------------------------------

@@ -187,11 +187,12 @@ class ResponseTime(KpiKind):
         from stackgen.kpis.exporters import RATE, Panel, Query
 
         metric, q = kpi.inputs[0].metric, kpi.quantile or DEFAULT_QUANTILE
+        expr = (f"max by (instance) ({metric}{{{sel},{float_matcher('quantile', q)}}})"
+                if is_summary(kpi) else f"histogram_quantile({q}, sum by (instance, le) "
+                                        f"(rate({metric}_bucket{{{sel}}}[{RATE}])))")
         return Panel(0, f"{quantile_name(q)} response time per instance",
                      f"The {quantile_name(q)} of `{metric}` on each target: the duration of "
-                     "RED.", "s", (Query(
-                         f"histogram_quantile({q}, sum by (instance, le) "
-                         f"(rate({metric}_bucket{{{sel}}}[{RATE}])))", "{{instance}}"),), min=0)
+                     "RED.", "s", (Query(expr, "{{instance}}"),), min=0)
 
     def companions(self, kpi):
         if is_summary(kpi):

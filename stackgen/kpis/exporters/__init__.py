@@ -43,6 +43,7 @@ class Panel:
     max: float | None = None
     thresholds: tuple = ()  # ((value, colour), ...) above a green base
     draw: str = "line"  # line | bars | points
+    unless: str = ""  # a KPI kind that shows the same: no panel where the group has that KPI
 
 
 def row(slot: int, title: str) -> Panel:

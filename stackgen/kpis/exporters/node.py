@@ -11,7 +11,8 @@ errors and drops), in stackgen's own words.
 
 from __future__ import annotations
 
-from stackgen.kpis import host_cpu, host_disk, host_memory
+from stackgen.kpis import host_cpu, host_disk, host_memory, host_network_errors
+from stackgen.kpis import host_network_transmit_errors
 from stackgen.kpis.base import COUNTER, GAUGE, clamp
 from stackgen.kpis.exporters import RATE, Panel, Query, row
 
@@ -24,7 +25,7 @@ WRITE_TIME, WRITES = "node_disk_write_time_seconds_total", "node_disk_writes_com
 READ_BYTES, WRITTEN_BYTES = "node_disk_read_bytes_total", "node_disk_written_bytes_total"
 FILES, FILES_FREE = "node_filesystem_files", "node_filesystem_files_free"
 RX_BYTES, TX_BYTES = "node_network_receive_bytes_total", "node_network_transmit_bytes_total"
-RX_ERRS, TX_ERRS = "node_network_receive_errs_total", "node_network_transmit_errs_total"
+RX_ERRS, TX_ERRS = host_network_errors.RX_ERRS, host_network_transmit_errors.TX_ERRS
 RX_DROP, TX_DROP = "node_network_receive_drop_total", "node_network_transmit_drop_total"
 NOT_LOOPBACK = 'device!="lo"'
 # Block devices that are disks, as node-mixin's config.libsonnet lists them (diskDevices):
@@ -131,6 +132,7 @@ def demo_samples(sim, i, p, wobble, add) -> None:
     add(FILES, "gauge", FILES, host_disk.ROOT, GAUGE, INODES)
     add(FILES_FREE, "gauge", FILES_FREE, host_disk.ROOT, GAUGE, INODES * (1 - 0.5 * used))
     labels = {"device": "eth0"}
+    # (the network error kinds serve the packet and error counters)
     for name, value in ((RX_BYTES, 1.2e6 * wobble("net")), (TX_BYTES, 0.8e6 * wobble("net")),
-                        (RX_ERRS, 0.0), (TX_ERRS, 0.0), (RX_DROP, 0.0), (TX_DROP, 0.0)):
+                        (RX_DROP, 0.0), (TX_DROP, 0.0)):
         add(name[:-len("_total")], "counter", name, labels, COUNTER, value)
