@@ -3,7 +3,9 @@
 Cases, each a label set and the receivers Alertmanager must pick, in order:
 - one per route (labels built from its matchers and its parents'): proves the route is
   reachable, or that an earlier route takes its alerts (the order of routes);
-- one per distinct label set of the generated alerts: where the spec's own alerts go;
+- one per distinct label set of the generated alerts, as they reach Alertmanager (rule labels,
+  external labels, the labels of their series with sample values): where the spec's own
+  alerts go;
 - one that matches no route: the default receiver.
 Expected receivers come from stackgen's own model of Alertmanager's routing tree; amtool,
 reading the generated alertmanager.yml, is the judge.
@@ -87,7 +89,8 @@ def cases(model: Model, alert_label_sets: list[dict]) -> list[dict]:
         if key in seen:
             continue
         seen.add(key)
-        desc = ", ".join(f"{k}={v}" for k, v in labels.items() if k != "alertname")
+        desc = ", ".join(f"{k}={v}" for k, v in sorted(labels.items())
+                         if k not in ("alertname", "stack", "env"))
         out.append({
             "name": f"alert {labels.get('alertname')} ({desc})",
             "labels": labels,
@@ -103,16 +106,12 @@ def cases(model: Model, alert_label_sets: list[dict]) -> list[dict]:
 
 
 def alert_labels(model: Model) -> list[dict]:
-    """The label sets (with alertname) of every alert rule stackgen generates."""
-    from stackgen.generators.prometheus_rules import rule_files
+    """The label sets every alert rule stackgen generates reaches Alertmanager with: its rule
+    labels, `alertname`, the external labels, and the labels of its series (`instance`,
+    `mountpoint`, ... with a sample value)."""
+    from stackgen.spec.routing_check import alert_label_sets
 
-    sets = []
-    for _, data in rule_files(model):
-        for group in data["groups"]:
-            for rule in group["rules"]:
-                if "alert" in rule:
-                    sets.append({"alertname": rule["alert"], **rule.get("labels", {})})
-    return sets
+    return [a.example() for a in alert_label_sets(model)]
 
 
 def generate(model: Model) -> list[Artifact]:

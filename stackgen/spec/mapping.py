@@ -437,7 +437,7 @@ class _Mapper:
             self.error((), "alerting/missing", "the spec has no `alerting` section; expected "
                        "at least alerting.receivers and alerting.default_receiver")
         dash = d.get("dashboards", {})
-        return Model(
+        model = Model(
             stack=stack, groups=tuple(groups), alerting=alerting,
             dashboards_overview=dash.get("overview", True),
             dashboards_per_group=dash.get("per_service", True),
@@ -446,6 +446,11 @@ class _Mapper:
                 os.sep, "/"),
             secrets=tuple(sorted(self.secrets.values(), key=lambda s: s.name)),
         )
+        if alerting is not None and not any(p.is_error for p in self.problems):
+            from stackgen.spec import routing_check  # needs a whole model: after the rest
+
+            routing_check.check(self, model, d["alerting"])
+        return model
 
 
 def to_model(src: Source, spec_path: str, out_dir: str, spec_sha: str, strict=False):
