@@ -111,6 +111,22 @@ class KubernetesTarget:
 
 
 @dataclass(frozen=True)
+class TargetDown:
+    """The `TargetDown` alert of a scrape job: `up == 0` for `for_`."""
+
+    severity: str = "critical"
+    for_: str = "2m"
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    """An always-firing alert routed only to `receiver`, for an external dead man's switch."""
+
+    receiver: str
+    repeat_interval: str = "1m"
+
+
+@dataclass(frozen=True)
 class Group:
     """A monitored group: a host group, a GPU group or a service. One scrape job each."""
 
@@ -126,6 +142,7 @@ class Group:
     kpis: tuple = ()  # of Kpi
     slos: tuple = ()  # of Slo
     kubernetes: KubernetesTarget | None = None
+    target_down: TargetDown = TargetDown()
 
     @property
     def group_label(self) -> str:
@@ -230,6 +247,7 @@ class Alerting:
     resolve_timeout: str = "5m"
     smtp: Smtp | None = None
     time_intervals: tuple = ()  # of TimeInterval
+    heartbeat: Heartbeat | None = None
 
 
 @dataclass(frozen=True)

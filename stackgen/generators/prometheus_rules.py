@@ -9,12 +9,14 @@ from __future__ import annotations
 from stackgen import kpis as K
 from stackgen import layout
 from stackgen.artifact import Artifact, per_model, to_yaml
-from stackgen.model import GPUS, HOSTS, Group, Kpi, Model, Threshold
+from stackgen.model import GPUS, HOSTS, Group, Kpi, Model, TargetDown, Threshold
 from stackgen.spec.units import fmt_number
 
 RULES_DIR = "prometheus/rules"
 
-TARGET_DOWN_FOR = "2m"
+# The stack's own components (Grafana, cAdvisor, ...) down: a warning, not a page. Prometheus
+# cannot report itself down, and Alertmanager down cannot deliver: the heartbeat covers both.
+STACK_TARGET_DOWN = TargetDown(severity="warning", for_="2m")
 
 # Where in a KPI's series the alert's subject is, for the summary line.
 _SUBJECT = {
@@ -86,11 +88,11 @@ def group_rules(model: Model, group: Group) -> dict:
 
 
 def target_down_rule(model: Model, job: str, labels: tuple, runbook: str | None,
-                     dashboard: str | None) -> dict:
+                     dashboard: str | None, down: TargetDown = STACK_TARGET_DOWN) -> dict:
     annotations = {
         "summary": f"Scrape target {{{{ $labels.instance }}}} of job {job} is down",
         "description": f"Prometheus has failed to scrape {{{{ $labels.instance }}}} (job {job}) "
-                       f"for more than {TARGET_DOWN_FOR}; its KPIs have no data.",
+                       f"for more than {down.for_}; its KPIs have no data.",
     }
     if runbook:
         annotations["runbook_url"] = runbook
@@ -99,8 +101,8 @@ def target_down_rule(model: Model, job: str, labels: tuple, runbook: str | None,
     return {
         "alert": "TargetDown",
         "expr": f'up{{job="{job}"}} == 0',
-        "for": TARGET_DOWN_FOR,
-        "labels": {"severity": "critical", "kpi": "up", **dict(labels)},
+        "for": down.for_,
+        "labels": {"severity": down.severity, "kpi": "up", **dict(labels)},
         "annotations": annotations,
     }
 
@@ -146,7 +148,7 @@ def stack_rules(model: Model) -> list[dict]:
     down = []
     for group in model.groups:
         down.append(target_down_rule(model, group.job, group.target_labels, group.runbook_url,
-                                     layout.group_url(model, group)))
+                                     layout.group_url(model, group), group.target_down))
     for job in stack_scrape_jobs():
         down.append(target_down_rule(model, job, (("service", job),), None, None))
     meta = []
@@ -156,10 +158,31 @@ def stack_rules(model: Model) -> list[dict]:
             "labels": {"severity": severity, "kpi": "stack", "service": job},
             "annotations": {"summary": summary, "description": description},
         })
-    return [
+    groups = [
         {"name": f"{model.stack.name}.targets", "rules": down},
         {"name": f"{model.stack.name}.stack", "rules": meta},
     ]
+    if model.alerting and model.alerting.heartbeat:
+        groups.append({"name": f"{model.stack.name}.heartbeat",
+                       "rules": [heartbeat_rule(model)]})
+    return groups
+
+
+def heartbeat_rule(model: Model) -> dict:
+    """Always firing while Prometheus evaluates rules and reaches Alertmanager (kube-prometheus
+    calls it Watchdog): an external dead man's switch raises the alarm when it stops."""
+    hb = model.alerting.heartbeat
+    return {
+        "alert": "Heartbeat", "expr": "vector(1)",
+        "labels": {"severity": "none", "kpi": "heartbeat", "service": "prometheus"},
+        "annotations": {
+            "summary": f"Heartbeat of the {model.stack.name} monitoring stack (always firing)",
+            "description": f"This alert always fires; it is sent to {hb.receiver} every "
+                           f"{hb.repeat_interval}. When the dead man's switch behind that "
+                           "receiver stops hearing it, Prometheus, Alertmanager or the path "
+                           "between them is down.",
+        },
+    }
 
 
 _last: tuple = (None, None)  # (model, its rule files): several generators read them

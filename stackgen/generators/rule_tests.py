@@ -410,6 +410,12 @@ def iter_test_files(model: Model):
         cases.extend(target_down_cases(model, rule, job, labels))
     for rule in stack[1]["rules"]:
         cases.extend(stack_alert_cases(rule))
+    for group in stack[2:]:  # the heartbeat: fires from the first evaluation, with no input
+        for rule in group["rules"]:
+            case = Case(f"{rule['alert']}: always firing")
+            case.checks.append((0, rule["alert"], [expected_alert(rule, {}, 1)]))
+            case.checks.append((60, rule["alert"], [expected_alert(rule, {}, 1)]))
+            cases.append(case)
     yield ("stack.test.yml", test_file("stack.yml", cases))
 
 

@@ -2,7 +2,7 @@
 
 1. The spec gets a test override (stackgen.runtime.override): demo exporters for every
    target, local sinks for every receiver, 1s intervals, 2s `for`. It is built with the
-   normal generators into a temp folder (plus: TargetDown's fixed `for: 2m` is cut to 2s
+   normal generators into a temp folder (plus: TargetDown's `for` (2m unless `target_down` says otherwise) is cut to 2s
    there), then Prometheus and Alertmanager run as `stackgen up` runs them.
 2. Checks, each with its time:
    - every scrape target is up; every rule group evaluates without error;

@@ -55,7 +55,7 @@ def plan_one(model: Model, exporter: DemoExporter, kpi_id: str) -> Planned:
     g = exporter.sim.group(inc.group)
     if inc.kind == DOWN:
         target = g.targets[inc.targets[0]]
-        main = Expect("TargetDown", "critical",
+        main = Expect("TargetDown", g.target_down.severity,
                       {"alertname": "TargetDown", "job": g.job, "instance": target},
                       g.runbook_url, layout.group_url(model, g))
         return Planned(inc.kpi_id, inc, g, None, main)

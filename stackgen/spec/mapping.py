@@ -21,6 +21,7 @@ from stackgen.model import (
 )
 from stackgen.problems import ERROR, WARNING, Problem
 from stackgen.spec import time_intervals as TI
+from stackgen.spec import alerting_extras as X
 from stackgen.spec import units as U
 from stackgen.spec.schema import _path_text, did_you_mean
 from stackgen.spec.source import Source
@@ -226,6 +227,7 @@ class _Mapper:
             metrics_path=metrics_path, scheme=scheme,
             labels=labels, description=d.get("description", ""),
             runbook_url=d.get("runbook_url"), kpis=tuple(out), slos=slos, kubernetes=kubernetes,
+            target_down=X.target_down(d),
         )
 
     def slos(self, path, d: dict, kd: dict, kpis: dict) -> tuple:
@@ -358,6 +360,9 @@ class _Mapper:
         routes = self.routes(a.get("routes", []), ("alerting", "routes"), names, used,
                              used_intervals=used_intervals)
         TI.warn_unused(self.interval_names, used_intervals, self.warn)
+        heartbeat = X.heartbeat(self, a, names, used)
+        if heartbeat:
+            routes = (X.heartbeat_route(heartbeat),) + routes
         unknown = used - set(names)  # already reported: a typo there makes its target look unused
         for name in names:
             if name not in used and not unknown:
@@ -369,7 +374,7 @@ class _Mapper:
             group_wait=a.get("group_wait", "30s"), group_interval=a.get("group_interval", "5m"),
             repeat_interval=a.get("repeat_interval", "4h"),
             resolve_timeout=a.get("resolve_timeout", "5m"), smtp=smtp,
-            time_intervals=intervals,
+            time_intervals=intervals, heartbeat=heartbeat,
         )
 
     def positive_intervals(self, d: dict, path: tuple) -> None:

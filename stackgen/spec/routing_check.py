@@ -182,4 +182,5 @@ def check(mapper, model: Model, raw: dict) -> None:
                     unknown_label(rp + ("group_by", j), f"alerting.{text}.group_by", name)
             visit(r_raw.get("routes", []), r.routes, rp + ("routes",), f"{text}.routes", left)
 
-    visit(raw.get("routes", []), model.alerting.routes, ("alerting", "routes"), "routes", alerts)
+    spec_routes = tuple(r for r in model.alerting.routes if r.path != "heartbeat")
+    visit(raw.get("routes", []), spec_routes, ("alerting", "routes"), "routes", alerts)
