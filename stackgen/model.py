@@ -92,8 +92,22 @@ class Slo:
     description: str = ""
     error_ratio: str = ""  # PromQL of the SLI error ratio, with WINDOW where the range goes
     inputs: tuple = ()  # of Series the SLI reads
+    name: str = ""  # Sloth's sloth_slo (default: the kind); sloth_id is <service>-<name>
+    alert: str = "ErrorBudgetBurn"  # the burn-rate alerts' name
 
     WINDOW = "__WINDOW__"
+
+    @property
+    def slo_name(self) -> str:
+        return self.name or self.kind
+
+    @property
+    def period(self) -> str:
+        """The SLO window as Sloth names it in `slo:sli_error:ratio_rate<period>` and
+        `sloth_window` (Prometheus' own duration format: 28d is '4w')."""
+        from stackgen.spec.units import duration_seconds, prometheus_duration
+
+        return prometheus_duration(duration_seconds(self.window))
 
     def error_ratio_over(self, window: str) -> str:
         return self.error_ratio.replace(self.WINDOW, window)

@@ -253,7 +253,7 @@ def test_slo_panels_match_the_model(spec):
             assert objective["fieldConfig"]["defaults"]["decimals"] == 2
 
             sli = got["sli"]
-            assert sli["targets"][0]["expr"] == f"1 - slo:sli_error:ratio_rate{slo.window}{sel}"
+            assert sli["targets"][0]["expr"] == f"1 - slo:sli_error:ratio_rate{slo.period}{sel}"
             defaults = sli["fieldConfig"]["defaults"]
             assert defaults["unit"] == "percentunit"
             assert defaults["thresholds"]["steps"] == [

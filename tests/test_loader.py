@@ -29,7 +29,7 @@ def _specs(folder):
 
 # Warnings a good spec may carry: the reference spec names no histogram buckets, so the
 # latency SLO threshold cannot be checked offline.
-ALLOWED_WARNINGS = {"reference.yaml": {"slos/bucket-unknown"}}
+ALLOWED_WARNINGS = {"reference.yaml": {"slos/bucket-unknown", "kpis/bucket-unknown"}}
 
 
 # -- (a) good specs ---------------------------------------------------------------------------
@@ -75,13 +75,14 @@ def test_good_receivers_every_kind(tmp_path):
     e = by["everything"]
     assert (len(e.slack), len(e.email), len(e.webhook), len(e.pagerduty)) == (1, 1, 1, 1)
     assert model.alerting.smtp is not None and model.alerting.smtp.auth_password is not None
-    first = model.alerting.routes[0]
+    heartbeat, first = model.alerting.routes[:2]  # the heartbeat's route comes first
+    assert heartbeat.receiver == "hooks" and heartbeat.matchers == ('alertname="Heartbeat"',)
     assert first.continue_ is True and first.receiver == "pager"
     assert first.routes[0].receiver == "pagers"
     assert first.routes[0].matchers == ('team=~"ml-.*"', 'env!="dev"')
     assert first.routes[0].routes[0].receiver == "everything"
     assert first.routes[0].routes[0].matchers == ('kpi!~"cpu|memory"',)
-    assert model.alerting.routes[2].matchers == ('service="granite"',)
+    assert model.alerting.routes[3].matchers == ('service="granite"',)
     # the same secret file named by several receivers is one secret
     assert sorted(s.source for s in model.secrets) == sorted({
         "secrets/grafana_admin_password", "secrets/smtp_password",
@@ -368,7 +369,8 @@ def test_reference_spec_without_secrets(tmp_path):
     d.mkdir()
     shutil.copy(os.path.join(GOOD, "reference.yaml"), d / "stack.yaml")
     _, warnings = load(str(d / "stack.yaml"), str(tmp_path / "out"))
-    assert {w.check for w in warnings} == {"secrets/missing", "slos/bucket-unknown"}
+    assert {w.check for w in warnings} == {"secrets/missing", "slos/bucket-unknown",
+                                           "kpis/bucket-unknown"}
     with pytest.raises(SpecError) as info:
         load(str(d / "stack.yaml"), str(tmp_path / "out"), strict=True)
     errors = [p for p in info.value.problems if p.is_error]

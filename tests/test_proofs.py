@@ -91,16 +91,21 @@ def test_slo_tiers_have_the_workbook_factors_and_windows():
         assert any(f"{kind} SLO" in n and "fires nothing" in n for n in names)
 
 
-def test_slo_windows_scale_with_the_slo_window():
+def test_slo_factors_scale_with_the_slo_window_as_sloth_does():
+    """Sloth keeps the windows for any SLO period and scales the factors (budget share x
+    period / long window): 28d gives the factors of Sloth's out-base-28d golden file."""
     from dataclasses import replace
 
     from stackgen.generators import slo_rules
 
     model, _, _ = compile_spec(SPEC, "generated")
     slo = next(s for g in model.groups for s in g.slos)
-    week = slo_rules.tiers(replace(slo, window="7d"))
-    assert [(t.factor, t.long, t.short) for t in week] == [
-        (14.4, "14m", "1m"), (6, "1h24m", "7m"), (3, "5h36m", "28m"), (1, "16h48m", "1h24m")]
+    windows = [("1h", "5m"), ("6h", "30m"), ("1d", "2h"), ("3d", "6h")]
+    for period, factors in (("28d", [13.44, 5.6, 2.8, 0.9333333333]),
+                            ("7d", [3.36, 1.4, 0.7, 0.2333333333])):
+        got = slo_rules.tiers(replace(slo, window=period))
+        assert [(t.factor, t.long, t.short) for t in got] == \
+            [(f, long, short) for f, (long, short) in zip(factors, windows)], period
 
 
 # -- the proofs can fail ------------------------------------------------------------------

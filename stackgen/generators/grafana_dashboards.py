@@ -371,7 +371,7 @@ def slo_panel(group: Group, i: int, slo: Slo, name: str, grid: dict) -> dict:
                                           slo_decimals(slo)),
             options={**options("stat"), "colorMode": "none", "graphMode": "none"})
     if name == "sli":
-        record = f"slo:sli_error:ratio_rate{slo.window}"
+        record = f"slo:sli_error:ratio_rate{slo.period}"
         return _panel(
             "stat", id=pid, title=slo_title(slo, "SLI"),
             gridPos=gl.GridPos(**grid),

@@ -345,7 +345,7 @@ def slo_cases(model: Model, group: Group, index: int, slo: Slo) -> list[Case]:
             continue  # this tier can never fire: its burn would need more than 100% errors
         before, burn, outcome = tier_scenario(slo, i, r)
         t_end = before + burn
-        case = Case(f"{S.ALERT} {slo.kind} SLO of {group.name}: tier {i + 1} "
+        case = Case(f"{slo.alert} {slo.kind} SLO of {group.name}: tier {i + 1} "
                     f"({fmt_number(tier.factor)}x over {tier.long} and {tier.short}) fires "
                     f"{tier.severity}")
         case.series = slo_inputs(group, slo, [(0, before), (r, burn + 1)])
@@ -355,16 +355,16 @@ def slo_cases(model: Model, group: Group, index: int, slo: Slo) -> list[Case]:
             first = [j for j in sorted(outcome) if tiers[j].severity == sev]
             if first:  # `or` keeps the first firing tier's short-window ratio as $value
                 exp.append(expected_alert(rules[sev], labels, outcome[first[0]]))
-        case.checks.append((t_end, S.ALERT, exp))
+        case.checks.append((t_end, slo.alert, exp))
         cases.append(case)
     lowest = min(t.factor for t in tiers)
     r = lowest * 0.8 * budget
     t_end = minutes(max((t.short for t in tiers), key=duration_seconds)) + 10
     t_end += -t_end % SLO_EVAL_M
-    case = Case(f"{S.ALERT} {slo.kind} SLO of {group.name}: a burn at 0.8x the lowest factor "
+    case = Case(f"{slo.alert} {slo.kind} SLO of {group.name}: a burn at 0.8x the lowest factor "
                 f"fires nothing")
     case.series = slo_inputs(group, slo, [(r, t_end + 1)])
-    case.checks.append((t_end, S.ALERT, []))
+    case.checks.append((t_end, slo.alert, []))
     cases.append(case)
     return cases
 

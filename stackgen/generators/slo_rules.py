@@ -1,16 +1,19 @@
 """prometheus/rules/slo-<service>.yml: SLO recording rules and multiwindow, multi-burn-rate alerts.
 
-As in the Google SRE workbook (chapter "Alerting on SLOs"), for a 30d SLO window:
+As in the Google SRE workbook (chapter "Alerting on SLOs") and Sloth's default windows
+(`internal/alert/windows/google-30d.yaml` and `google-28d.yaml` in slok/sloth):
 
-| tier | severity | burn-rate factor | long window | short window | budget spent when it fires |
-| ---- | -------- | ---------------- | ----------- | ------------ | -------------------------- |
-| 1    | page     | 14.4             | 1h          | 5m           | 2%                         |
-| 2    | page     | 6                | 6h          | 30m          | 5%                         |
-| 3    | ticket   | 3                | 1d          | 2h           | 10%                        |
-| 4    | ticket   | 1                | 3d          | 6h           | 10%                        |
+| tier | severity | budget spent | long window | short window | factor for 30d | for 28d |
+| ---- | -------- | ------------ | ----------- | ------------ | -------------- | ------- |
+| 1    | page     | 2%           | 1h          | 5m           | 14.4           | 13.44   |
+| 2    | page     | 5%           | 6h          | 30m          | 6              | 5.6     |
+| 3    | ticket   | 10%          | 1d          | 2h           | 3              | 2.8     |
+| 4    | ticket   | 10%          | 3d          | 6h           | 1              | 0.933   |
 
-For another SLO window W, every window is scaled by W / 30d (rounded to the minute, at least
-1m) and the factors stay: each tier then fires after spending the same share of the budget.
+For any SLO window (period) P the windows stay and the burn-rate factor is
+budget share x P / long window, as Sloth computes it: each tier fires after spending the same
+share of the budget, and the recording rules keep Sloth's names (`slo:sli_error:ratio_rate1h`
+...), so Sloth's dashboards find them.
 
 Rule and label names are Sloth's (`slo:sli_error:ratio_rate5m`, `sloth_id`, `sloth_service`,
 `sloth_slo`, `slo:period_error_budget_remaining:ratio`, ...), so Sloth dashboards work as they are.
@@ -22,7 +25,7 @@ from dataclasses import dataclass
 
 from stackgen import layout
 from stackgen.model import Group, Model, Slo
-from stackgen.spec.units import duration_seconds, fmt_number, format_duration
+from stackgen.spec.units import duration_seconds, fmt_number
 
 BASE_PERIOD = 30 * 86400
 
@@ -33,14 +36,18 @@ class Tier:
     factor: float
     long: str
     short: str
+    budget_percent: float = 0  # share of the period's error budget spent when it fires
 
 
-WORKBOOK_TIERS = (
-    Tier("page", 14.4, "1h", "5m"),
-    Tier("page", 6, "6h", "30m"),
-    Tier("ticket", 3, "1d", "2h"),
-    Tier("ticket", 1, "3d", "6h"),
+# (severity, % of the error budget, long window, short window): Sloth's google-30d/28d windows.
+WORKBOOK_WINDOWS = (
+    ("page", 2, "1h", "5m"),
+    ("page", 5, "6h", "30m"),
+    ("ticket", 10, "1d", "2h"),
+    ("ticket", 10, "3d", "6h"),
 )
+WORKBOOK_TIERS = tuple(Tier(sev, round(pct / 100 * BASE_PERIOD / duration_seconds(long), 10),
+                            long, short, pct) for sev, pct, long, short in WORKBOOK_WINDOWS)
 
 # SLO severities mapped onto the alert severities every route and inhibition knows.
 SEVERITY = {"page": "critical", "ticket": "warning"}
@@ -48,17 +55,11 @@ ALERT = "ErrorBudgetBurn"
 KPI_OF = {"availability": "error_rate", "latency": "response_time"}  # the KPI an SLI reads
 
 
-def _scale(window: str, period: str) -> str:
-    seconds = duration_seconds(window) * duration_seconds(period) / BASE_PERIOD
-    return format_duration(max(60, round(seconds / 60) * 60))
-
-
 def tiers(slo: Slo) -> tuple[Tier, ...]:
-    """The four tiers of `slo`, with windows scaled to its SLO window."""
-    if duration_seconds(slo.window) == BASE_PERIOD:
-        return WORKBOOK_TIERS
-    return tuple(Tier(t.severity, t.factor, _scale(t.long, slo.window), _scale(t.short, slo.window))
-                 for t in WORKBOOK_TIERS)
+    """The four tiers of `slo`: Sloth's windows, factors scaled by its SLO window."""
+    period = duration_seconds(slo.window)
+    return tuple(Tier(sev, round(pct / 100 * period / duration_seconds(long), 10), long, short,
+                      pct) for sev, pct, long, short in WORKBOOK_WINDOWS)
 
 
 def windows(slo: Slo) -> list[str]:
@@ -68,17 +69,17 @@ def windows(slo: Slo) -> list[str]:
 
 
 def sloth_id(group: Group, slo: Slo) -> str:
-    return f"{group.name}-{slo.kind}"
+    return f"{group.name}-{slo.slo_name}"
 
 
 def slo_labels(group: Group, slo: Slo) -> dict:
     return {"sloth_id": sloth_id(group, slo), "sloth_service": group.name,
-            "sloth_slo": slo.kind, **dict(group.target_labels)}
+            "sloth_slo": slo.slo_name, **dict(group.target_labels)}
 
 
 def _sel(group: Group, slo: Slo) -> str:
     return (f'{{sloth_id="{sloth_id(group, slo)}", sloth_service="{group.name}", '
-            f'sloth_slo="{slo.kind}"}}')
+            f'sloth_slo="{slo.slo_name}"}}')
 
 
 def error_budget(slo: Slo) -> str:
@@ -92,11 +93,11 @@ def sli_recordings(group: Group, slo: Slo) -> list[dict]:
     shortest = windows(slo)[0]
     sel = _sel(group, slo)
     rules.append({
-        "record": f"slo:sli_error:ratio_rate{slo.window}",
-        "expr": f"sum_over_time(slo:sli_error:ratio_rate{shortest}{sel}[{slo.window}])\n"
+        "record": f"slo:sli_error:ratio_rate{slo.period}",
+        "expr": f"sum_over_time(slo:sli_error:ratio_rate{shortest}{sel}[{slo.period}])\n"
                 f"/ ignoring (sloth_window)\n"
-                f"count_over_time(slo:sli_error:ratio_rate{shortest}{sel}[{slo.window}])\n",
-        "labels": {**labels, "sloth_window": slo.window},
+                f"count_over_time(slo:sli_error:ratio_rate{shortest}{sel}[{slo.period}])\n",
+        "labels": {**labels, "sloth_window": slo.period},
     })
     return rules
 
@@ -117,7 +118,7 @@ def meta_recordings(group: Group, slo: Slo) -> list[dict]:
          "expr": f"slo:sli_error:ratio_rate{shortest}{sel}\n/ {on}\nslo:error_budget:ratio{sel}\n",
          "labels": labels},
         {"record": "slo:period_burn_rate:ratio",
-         "expr": f"slo:sli_error:ratio_rate{slo.window}{sel}\n/ {on}\n"
+         "expr": f"slo:sli_error:ratio_rate{slo.period}{sel}\n/ {on}\n"
                  f"slo:error_budget:ratio{sel}\n",
          "labels": labels},
         {"record": "slo:period_error_budget_remaining:ratio",
@@ -171,7 +172,7 @@ def alerts(model: Model, group: Group, index: int, slo: Slo) -> list[dict]:
         if url:
             annotations["dashboard_url"] = url
         out.append({
-            "alert": ALERT,
+            "alert": slo.alert,
             "expr": alert_expr(group, slo, severity),
             "labels": {"severity": SEVERITY[severity], "sloth_severity": severity,
                        "kpi": f"{slo.kind}_slo", **slo_labels(group, slo)},

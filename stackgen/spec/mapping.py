@@ -283,7 +283,8 @@ class _Mapper:
                            window=window, threshold=threshold,
                            threshold_text=str(s["threshold"]) if kind == "latency" else None,
                            description=s.get("description", ""), error_ratio=ratio,
-                           inputs=inputs))
+                           inputs=inputs, name=s.get("name", ""),
+                           alert=s.get("alert", "ErrorBudgetBurn")))
         return tuple(out)
 
     def check_bucket(self, path, threshold, raw, rt: dict) -> None:
@@ -451,6 +452,9 @@ class _Mapper:
                 os.sep, "/"),
             secrets=tuple(sorted(self.secrets.values(), key=lambda s: s.name)),
         )
+        from stackgen.spec import value_checks
+
+        value_checks.check(self, model, d)
         if alerting is not None and not any(p.is_error for p in self.problems):
             from stackgen.spec import routing_check  # needs a whole model: after the rest
 

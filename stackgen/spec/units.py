@@ -50,6 +50,23 @@ def format_duration(seconds: float) -> str:
     return "".join(out)
 
 
+def prometheus_duration(seconds: float) -> str:
+    """A duration as Prometheus (and Sloth) print it: years and weeks only when exact, then
+    d/h/m/s/ms (28d -> '4w', 30d -> '30d', 90d -> '90d', 1h30m -> '1h30m')."""
+    ms = round(seconds * 1000)
+    if ms <= 0:
+        return "0s"
+    out = []
+    for unit in _DURATION_ORDER:
+        size = round(_DURATION_UNITS[unit] * 1000)
+        if unit in ("y", "w") and ms % size:
+            continue
+        n, ms = divmod(ms, size)
+        if n:
+            out.append(f"{n}{unit}")
+    return "".join(out)
+
+
 def number(value) -> float | None:
     """A bare YAML number (not a bool), as float; None otherwise."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
