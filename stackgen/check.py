@@ -456,8 +456,10 @@ def check_helm(out_dir: str, on_step=None) -> list[Step]:
 def run_all(out_dir: str, on_step=None) -> list[Step]:
     """Every step of `check`, in order; `on_step(step)` hears of each as it finishes."""
     steps = []
+    from stackgen.secret_check import placeholder_steps
+
     for part in (check_prometheus, test_rules, check_alertmanager, test_routes, check_compose,
-                 check_helm):
+                 check_helm, placeholder_steps):
         if part in (test_rules, check_helm):
             found = part(out_dir, on_step=on_step)
         else:

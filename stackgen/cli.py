@@ -231,10 +231,12 @@ def init(spec, name, force):
               help="Port on 127.0.0.1 (0: any free port).")
 @click.option("--demo", is_flag=True,
               help="Scrape a demo exporter (realistic values, incidents on demand) instead "
-                   "of the spec's targets.")
+                   "of the spec's targets; notifications go to local sinks.")
+@click.option("--real-receivers", is_flag=True,
+              help="With --demo: send notifications to the spec's real receivers.")
 @env_opt
 def up(spec, out_dir, data_dir, prometheus_port, alertmanager_port, node_exporter_port, demo,
-       env):
+       real_receivers, env):
     """Run the generated stack natively on 127.0.0.1 until Ctrl-C (no Docker)."""
     import os
 
@@ -245,7 +247,8 @@ def up(spec, out_dir, data_dir, prometheus_port, alertmanager_port, node_exporte
         select_environment(env)
         out_dir = os.path.join(out_dir, env)
     ports = Ports(prometheus_port, alertmanager_port, node_exporter_port)
-    sys.exit(run_up(spec, out_dir, data_dir, ports, demo=demo, echo=click.echo))
+    sys.exit(run_up(spec, out_dir, data_dir, ports, demo=demo, echo=click.echo,
+                    real_receivers=real_receivers))
 
 
 @main.command()

@@ -183,7 +183,10 @@ def _prune(folder: str, root: str) -> None:
 
 
 def create_missing_secrets(model) -> list[str]:
-    """Create every missing secret file with random content, mode 0600; return their paths."""
+    """Create every missing secret file with random content after a fixed prefix (so that
+    `check` and `up` recognise the placeholder), mode 0600; return their paths."""
+    from stackgen.secret_check import PLACEHOLDER_PREFIX
+
     made = []
     for sec in model.secrets:
         if os.path.lexists(sec.path):  # a dangling link is the user's to fix, not ours
@@ -191,7 +194,7 @@ def create_missing_secrets(model) -> list[str]:
         os.makedirs(os.path.dirname(sec.path), exist_ok=True)
         fd = os.open(sec.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as fh:
-            fh.write(_random.token_urlsafe(24) + "\n")
+            fh.write(PLACEHOLDER_PREFIX + _random.token_urlsafe(24) + "\n")
         os.chmod(sec.path, 0o600)
         made.append(sec.path)
         ignore = os.path.join(os.path.dirname(sec.path), ".gitignore")

@@ -370,7 +370,7 @@ def stale_files(out_dir: str, artifacts) -> list:
 
 
 def up(spec: str, out_dir: str, data_dir: str | None = None, ports: Ports | None = None,
-       demo: bool = False, echo=None) -> int:
+       demo: bool = False, echo=None, real_receivers: bool = False) -> int:
     """The `stackgen up` command: start, print, wait for Ctrl-C, stop. Returns the exit code."""
     echo = echo or runtime.echo
     from stackgen.build import compile_spec
@@ -399,9 +399,14 @@ def up(spec: str, out_dir: str, data_dir: str | None = None, ports: Ports | None
              f"build` to update them.", err=True)
     exporter = cadvisor = None
     stack = None
+    local = None
     with procs.stop_on_signals():
         try:
             target_map = None
+            if demo and not real_receivers:
+                from stackgen.runtime.local_receivers import LocalReceivers
+
+                local = LocalReceivers()
             if demo:
                 from stackgen.runtime.demo_exporter import DemoExporter
 
@@ -413,7 +418,7 @@ def up(spec: str, out_dir: str, data_dir: str | None = None, ports: Ports | None
                               for g in model.groups for i, t in enumerate(g.targets)}
                 target_map.update(cadvisor.target_map())
             stack = NativeStack(model, out_dir, data_dir, ports or Ports(),
-                                target_map=target_map)
+                                target_map=target_map, am_extra=local and local.am_extra)
             try:
                 stack.start()
             except (MissingBinary, StartError, UpError) as exc:
@@ -433,11 +438,14 @@ def up(spec: str, out_dir: str, data_dir: str | None = None, ports: Ports | None
 
             for line in hint_lines(stack.urls):
                 echo(line)
+            _echo_receivers(echo, model, local, demo)
             echo(f"data in {stack.data_dir}{' (temporary)' if stack._temp else ''}; logs in "
                  f"{os.path.join(stack.data_dir, 'logs')}")
             echo(f"ready in {stack.started_in:.1f}s; press Ctrl-C to stop")
             while True:
                 time.sleep(0.5)
+                for line in local.new_lines() if local else ():
+                    echo(line)
                 dead = stack.died()
                 if dead:
                     for p in dead:
@@ -453,9 +461,29 @@ def up(spec: str, out_dir: str, data_dir: str | None = None, ports: Ports | None
             for server in (exporter, cadvisor):
                 if server is not None:
                     server.stop()
+            if local is not None:
+                local.stop()
             if stack is not None and stack.procs:
                 left = [f"{n} (pid {p.pid})" for n, p in stack.procs.items()
                         if procs.pid_running(p.pid)]
                 stopped = [shown for n, shown in NAMES.items() if n in stack.procs]
                 echo("stopped" + (f"; still running: {', '.join(left)}" if left else
                                   " " + ", ".join(stopped)))
+
+
+def _echo_receivers(echo, model: Model, local, demo: bool) -> None:
+    """Say where notifications go (and warn when real ones would carry placeholders)."""
+    from stackgen.runtime.local_receivers import describe_real
+    from stackgen.secret_check import placeholders
+
+    if local is not None:
+        echo(local.where())
+        return
+    echo(describe_real(model))
+    if demo:
+        echo("warning: --real-receivers: the demo's synthetic incidents reach these real "
+             "receivers", err=True)
+    held = placeholders(s.path for s in model.secrets)
+    if held:
+        echo(f"warning: still the placeholder `stackgen build` created, so notifications "
+             f"through them fail: {', '.join(held)}", err=True)

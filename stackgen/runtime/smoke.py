@@ -89,6 +89,9 @@ def run(spec: str, *, sabotage_kind: str | None = None, only=None, work_dir: str
             ov = O.apply(src.data, os.path.join(tmp, "spec"), targets, web.url, smtp.address)
             smtp.username, smtp.password = ov.smtp_user, ov.smtp_password
             smtp.rcpt_receivers = {a.lower(): v for a, v in ov.emails.items()}
+            say(f"notifications -> local sinks only: http://{web.address} (Slack, webhook, "
+                f"PagerDuty), smtp {smtp.address} (email); the spec's receivers are not "
+                "contacted")
             out_dir = os.path.join(tmp, "out")
             try:
                 model, artifacts, warnings = compile_spec(ov.spec, out_dir)
