@@ -35,6 +35,7 @@ class Threshold:
     value: float  # in base units (ratio, seconds, bytes, per second)
     text: str  # as written in the spec, for humans ("500ms", "80%")
     inclusive: bool = False  # fires at the threshold too (>=, <=): a value capped at it
+    share: bool = False  # disk: a share of the filesystem (`15%`), not bytes
 
     @property
     def op(self) -> str:
@@ -79,6 +80,7 @@ class Kpi:
     alert_exact: str | None = None  # custom `alert`: the alerts' name as given (no High/Low)
     summary: str | None = None  # custom `summary`: the alerts' summary annotation
     runbook_url: str | None = None  # custom `runbook_url` (else the group's)
+    fills_within: str | None = None  # disk: alert when predicted full within this time
 
 
 @dataclass(frozen=True)

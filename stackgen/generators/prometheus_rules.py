@@ -53,6 +53,9 @@ def recording_rule(kpi: Kpi) -> dict:
 
 
 def alert_expr(group: Group, kpi: Kpi, t: Threshold) -> str:
+    own = K.of(kpi).alert_expr(group, kpi, t)
+    if own is not None:
+        return own
     return f'{kpi.record}{{{group.group_label}="{group.name}"}} {t.op} {fmt_number(t.value)}'
 
 
@@ -84,6 +87,7 @@ def group_rules(model: Model, group: Group) -> dict:
     rules = [recording_rule(k) for k in group.kpis]
     for i, kpi in enumerate(group.kpis):
         rules.extend(alert_rule(model, group, i, kpi, t) for t in kpi.thresholds)
+        rules.extend(K.of(kpi).extra_alerts(model, group, i, kpi))
     return {"name": f"{model.stack.name}.{group.kind}.{group.name}", "rules": rules}
 
 

@@ -163,6 +163,8 @@ def kpi_cases(model: Model, group: Group, index: int, kpi: Kpi) -> list[Case]:
     total = fire_at + 1
     labels = kpi_labels(group, kpi)
     cases = []
+    src = kpi  # inputs are synthesised from the KPI as the spec says
+    kpi = K.of(kpi).test_kpi(kpi)  # levels chosen on its view (the disk: shares as bytes)
     for t in kpi.thresholds:
         rule_of = {(x.severity, x.below): R.alert_rule(model, group, index, kpi, x)
                    for x in kpi.thresholds}
@@ -179,7 +181,7 @@ def kpi_cases(model: Model, group: Group, index: int, kpi: Kpi) -> list[Case]:
         case = Case(f"{name} {t.severity} ({group.name}): fires after {kpi.for_} past "
                     f"{t.text}, silent before")
         levels = [(base, tb), (fire, total - tb)]
-        case.series = kpi_inputs(group, kpi, levels)
+        case.series = kpi_inputs(group, src, levels)
         if for_m >= 1:
             case.checks.append((tb + for_m - 1, name, []))
         case.checks.append((fire_at, name, expect(fire, levels)))
@@ -187,7 +189,7 @@ def kpi_cases(model: Model, group: Group, index: int, kpi: Kpi) -> list[Case]:
         quiet = inside(kpi, t)
         case = Case(f"{name} {t.severity} ({group.name}): silent just inside {t.text}")
         levels = [(base, tb), (quiet, total - tb)]
-        case.series = kpi_inputs(group, kpi, levels)
+        case.series = kpi_inputs(group, src, levels)
         case.checks.append((fire_at, name, expect(quiet, levels)))
         cases.append(case)
     return cases
@@ -389,6 +391,7 @@ def iter_test_files(model: Model):
         cases = []
         for i, kpi in enumerate(group.kpis):
             cases.extend(kpi_cases(model, group, i, kpi))
+            cases.extend(K.of(kpi).extra_test_cases(model, group, i, kpi))
         if cases:
             yield (f"{group.kind}-{group.name}.test.yml",
                    test_file(f"{group.kind}-{group.name}.yml", cases))

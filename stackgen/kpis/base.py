@@ -122,6 +122,14 @@ class KpiKind:
     # -- alert rules ------------------------------------------------------------------------
     alert_subject: str = ""  # appended to the group's subject in summaries, e.g. the mountpoint
 
+    def alert_expr(self, group, kpi, t) -> str | None:
+        """The threshold alert's PromQL; None: `<record>{group} <op> <value>`."""
+        return None
+
+    def extra_alerts(self, model, group, index: int, kpi) -> list:
+        """Alert rules of the KPI beyond one per threshold (the disk's filling and inodes)."""
+        return []
+
     # -- generated promtool tests -------------------------------------------------------------
     instant: bool = False  # the value follows its input gauges at once (no rate window)
     series_labels: dict = {}  # labels (beyond job, instance) of the series tests and demo drive
@@ -134,6 +142,14 @@ class KpiKind:
         """(series, values) promtool input that makes `kpi` take each (value, steps) level
         in turn; `base`: the scrape labels (job, instance, group labels)."""
         raise NotImplementedError
+
+    def test_kpi(self, kpi):
+        """The KPI as the tests choose levels for it (the disk: shares as bytes)."""
+        return kpi
+
+    def extra_test_cases(self, model, group, index: int, kpi) -> list:
+        """promtool cases (rule_tests.Case) of `extra_alerts`."""
+        return []
 
     def actual_value(self, kpi, v: float, levels: list) -> float:
         """The value the KPI really takes when the inputs aim at `v` (quantiles interpolate)."""
@@ -160,6 +176,10 @@ class KpiKind:
     #                              exporter such as node_exporter serves it anyway)
     steady: bool = True  # runtime.steady can tell its value; False: the value is an event's
     #                      (changes()), which a steady state never shows: smoke's alerts prove it
+
+    def demo_kpi(self, kpi):
+        """The KPI as the demo sets its values (the disk: shares as bytes of its filesystem)."""
+        return kpi
 
     def demo_setup(self, sim, kpi) -> None:
         """Set the healthy parameters of the KPI (None: not in the spec, serves_always) in

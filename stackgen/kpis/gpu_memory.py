@@ -7,7 +7,10 @@ from stackgen.kpis.base import ABOVE, GAUGE, KpiKind, KpiShape, Param, clamp, se
 from stackgen.kpis.synth import gauge, series_text
 from stackgen.model import GPUS, Series
 
-USED, FREE = "DCGM_FI_DEV_FB_USED", "DCGM_FI_DEV_FB_FREE"  # MiB
+# MiB; all three are default dcgm-exporter counters (etc/default-counters.csv): the whole
+# framebuffer is used + free + reserved
+USED, FREE, RESERVED = "DCGM_FI_DEV_FB_USED", "DCGM_FI_DEV_FB_FREE", "DCGM_FI_DEV_FB_RESERVED"
+DEMO_RESERVED_MIB = 640
 TEST_TOTAL_MIB = 1000  # framebuffer of a GPU in the generated tests
 DEMO_TOTAL_MIB = 81920  # and of a demo GPU (an 80 GB A100)
 
@@ -24,7 +27,9 @@ class GpuMemory(KpiKind):
         return KpiShape(
             title="GPU memory used",
             record="gpu:dcgm_fb_used:ratio",
-            expr=f"{USED}{sel} / ({USED}{sel} + {FREE}{sel})",
+            # an exporter without the reserved counter counts it as 0
+            expr=f"{USED}{sel} / ({USED}{sel} + {FREE}{sel} + ({RESERVED}{sel} or "
+                 f"{FREE}{sel} * 0))",
             unit="percentunit", panel="gauge", alert="GpuMemory", per=("instance", "gpu"),
             inputs=(Series(USED, "gauge", (("gpu", "0"),)), Series(FREE, "gauge", (("gpu", "0"),))),
         )
@@ -54,7 +59,9 @@ class GpuMemory(KpiKind):
             used = clamp(p(f"fbmem:{g}") * wobble(f"fbmem:{g}", 0.01))
             labels = sim.gpu_labels(i, g)
             add(USED, "gauge", USED, labels, GAUGE, used * DEMO_TOTAL_MIB)
-            add(FREE, "gauge", FREE, labels, GAUGE, (1 - used) * DEMO_TOTAL_MIB)
+            add(FREE, "gauge", FREE, labels, GAUGE,
+                max(0.0, (1 - used) * DEMO_TOTAL_MIB - DEMO_RESERVED_MIB))
+            add(RESERVED, "gauge", RESERVED, labels, GAUGE, DEMO_RESERVED_MIB)
 
 
 KIND = GpuMemory()

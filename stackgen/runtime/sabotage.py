@@ -1,5 +1,5 @@
 """Edits of a smoke run's built files: `sabotage` breaks one on purpose (for the tests of
-`stackgen smoke` itself), `shorten_target_down` cuts TargetDown's fixed `for` for the run."""
+`stackgen smoke` itself), `shorten_target_down` cuts TargetDown's `for` (minutes in real life) for the run."""
 
 from __future__ import annotations
 
@@ -93,7 +93,7 @@ def sabotage(kind: str, out_dir: str, model: Model) -> tuple[str, str | None]:
 
 
 def shorten_target_down(out_dir: str) -> None:
-    """TargetDown's `for: 2m` is fixed by the generator, not the spec: cut it for the test."""
+    """Cut TargetDown's `for` (minutes in real life) to seconds for the test."""
     path = os.path.join(out_dir, R.RULES_DIR, "stack.yml")
     data = load_yaml(path)
     for group in data.get("groups", []):

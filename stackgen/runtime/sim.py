@@ -24,6 +24,11 @@ class Sim(Incidents):
     """Parameters of every group and target, the incidents in force, and the series."""
 
     def __init__(self, model: Model):
+        from dataclasses import replace
+
+        # each kind's demo view of its KPIs (the disk: shares as bytes of its filesystem)
+        model = replace(model, groups=tuple(
+            replace(g, kpis=tuple(K.of(k).demo_kpi(k) for k in g.kpis)) for g in model.groups))
         self.model = model
         free = free_inputs(model)
         self.groups = {g.name: GroupSim(model, g, free[g.name]) for g in model.groups}

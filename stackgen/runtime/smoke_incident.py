@@ -3,6 +3,8 @@ reaches exactly the receivers the routes promise, inhibits its warning, and reso
 
 from __future__ import annotations
 
+import re
+
 import threading
 import time
 
@@ -35,10 +37,13 @@ class Ctx:
 
 
 def mentions(d, severity: str, summary: str) -> bool:
+    """Whether a notification carries the alert's line: severity, alert name, summary."""
+    name = r"[A-Za-z_:][A-Za-z0-9_:]*"
     if d.integration == "slack":
-        return f"*{severity.upper()}* {summary}" in d.text
+        return re.search(rf"\*{severity.upper()}\* {name}: {re.escape(summary)}", d.text) \
+            is not None
     if d.integration == "email":
-        return f"{severity.upper()}: {summary}" in d.text
+        return re.search(rf"{severity.upper()} {name}: {re.escape(summary)}", d.text) is not None
     return summary in d.text
 
 

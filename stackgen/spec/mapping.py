@@ -167,9 +167,10 @@ class _Mapper:
         return Kpi(
             kind=kind, name=name, **shape.kpi_fields(),
             record_labels=tuple(group_labels) if shape.aggregated else (),
-            thresholds=self.thresholds(path, kind, d),
+            thresholds=U.mark_shares(kind, self.thresholds(path, kind, d)),
             for_=d.get("for", K.kind(kind).default_for),
             description=d.get("description", ""), humanize=humanizer(shape.unit),
+            fills_within=d.get("fills_within"),
         )
 
     def promql(self, path, expr: str, what: str, instant: bool = False) -> bool:

@@ -99,6 +99,22 @@ def parse_size(value) -> float | None:
     return None
 
 
+def parse_size_or_share(value) -> float | None:
+    """Disk thresholds: `15%` -> 0.15 (a share of the filesystem), else a size in bytes."""
+    if isinstance(value, str) and PERCENT_RE.match(value.strip()):
+        return parse_ratio(value.strip())
+    return parse_size(value)
+
+
+def mark_shares(kind: str, thresholds: tuple) -> tuple:
+    """Disk thresholds written as percentages are shares of the filesystem."""
+    if kind != "disk":
+        return thresholds
+    from dataclasses import replace
+
+    return tuple(replace(t, share=t.text.strip().endswith("%")) for t in thresholds)
+
+
 def parse_rate(value) -> float | None:
     n = number(value)
     if n is not None:
