@@ -158,7 +158,9 @@ def field_config(kpi: Kpi, kind: str) -> dict:
         "color": {"mode": "palette-classic" if kind in ("timeseries", "barchart")
                   else "thresholds"},
         "mappings": [],
-        "thresholds": {"mode": "absolute", "steps": threshold_steps(kpi.thresholds)},
+        # a disk share (15%) is per filesystem: no absolute colour step on a bytes panel
+        "thresholds": {"mode": "absolute", "steps": threshold_steps(
+            tuple(t for t in kpi.thresholds if not t.share))},
         "unit": kpi.unit,
     }
     if kpi.unit == "percentunit":

@@ -46,8 +46,14 @@ WORKBOOK_WINDOWS = (
     ("ticket", 10, "1d", "2h"),
     ("ticket", 10, "3d", "6h"),
 )
-WORKBOOK_TIERS = tuple(Tier(sev, round(pct / 100 * BASE_PERIOD / duration_seconds(long), 10),
-                            long, short, pct) for sev, pct, long, short in WORKBOOK_WINDOWS)
+def _factor(pct: float, period: float, long: str) -> float | int:
+    """Sloth's burn-rate factor: the budget share spent within the long window."""
+    f = round(pct / 100 * period / duration_seconds(long), 10)
+    return int(f) if f == int(f) else f
+
+
+WORKBOOK_TIERS = tuple(Tier(sev, _factor(pct, BASE_PERIOD, long), long, short, pct)
+                       for sev, pct, long, short in WORKBOOK_WINDOWS)
 
 # SLO severities mapped onto the alert severities every route and inhibition knows.
 SEVERITY = {"page": "critical", "ticket": "warning"}
@@ -58,8 +64,8 @@ KPI_OF = {"availability": "error_rate", "latency": "response_time"}  # the KPI a
 def tiers(slo: Slo) -> tuple[Tier, ...]:
     """The four tiers of `slo`: Sloth's windows, factors scaled by its SLO window."""
     period = duration_seconds(slo.window)
-    return tuple(Tier(sev, round(pct / 100 * period / duration_seconds(long), 10), long, short,
-                      pct) for sev, pct, long, short in WORKBOOK_WINDOWS)
+    return tuple(Tier(sev, _factor(pct, period, long), long, short, pct)
+                 for sev, pct, long, short in WORKBOOK_WINDOWS)
 
 
 def windows(slo: Slo) -> list[str]:
