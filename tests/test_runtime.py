@@ -312,7 +312,7 @@ def test_runtime_mapping_of_prometheus_and_alertmanager(tmp_path):
     src, _ = load_file(REFERENCE)
     data = src.data
     data["alerting"]["receivers"]["hooks"] = {"webhook": {"url_file": "secrets/hook_url"}}
-    data["alerting"]["routes"].append({"matchers": ['team="x"'], "receiver": "hooks"})
+    data["alerting"]["routes"].append({"matchers": ['team="ml-platform"'], "receiver": "hooks"})
     model, files, d = _built(tmp_path, data)
     prom = files[native.PROM_CONFIG]
     ports = native.Ports(9001, 9002, 9003)
