@@ -60,6 +60,8 @@ def _response_time(mapper, d: dict, group, kpi, path) -> None:
     if not above:
         return
     raw = d.get(group.kind, {}).get(group.name, {}).get("kpis", {}).get("response_time", {})
+    if "histogram" not in raw:
+        return  # a summary's quantile is the client's own: no bucket bounds it
     buckets = [b for b in (U.parse_seconds(x) for x in raw.get("buckets", [])) if b is not None]
     top = max(above, key=lambda t: t.value)
     if not buckets:
