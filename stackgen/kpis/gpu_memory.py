@@ -10,7 +10,7 @@ from stackgen.model import GPUS, Series
 # MiB; all three are default dcgm-exporter counters (etc/default-counters.csv): the whole
 # framebuffer is used + free + reserved
 USED, FREE, RESERVED = "DCGM_FI_DEV_FB_USED", "DCGM_FI_DEV_FB_FREE", "DCGM_FI_DEV_FB_RESERVED"
-DEMO_RESERVED_MIB = 640
+DEMO_RESERVED_MIB = 570
 TEST_TOTAL_MIB = 1000  # framebuffer of a GPU in the generated tests
 DEMO_TOTAL_MIB = 81920  # and of a demo GPU (an 80 GB A100)
 

@@ -241,14 +241,12 @@ class HostDisk(KpiKind):
         free = clamp(p("disk") * wobble("disk", 0.005), 0, size)
         run = {"device": "tmpfs", "fstype": "tmpfs", "mountpoint": "/run"}
         efi = {"device": "/dev/sda15", "fstype": "vfat", "mountpoint": "/boot/efi"}
-        for labels, total, avail, inodes in ((ROOT, size, free, 6553600),
-                                             (run, 1.6 * GIB, 1.5 * GIB, 400000),
-                                             (efi, 0.5 * GIB, 0.49 * GIB, 0)):
+        for labels, total, avail in ((ROOT, size, free), (run, 1.6 * GIB, 1.5 * GIB),
+                                     (efi, 0.5 * GIB, 0.49 * GIB)):
             add(AVAIL, "gauge", AVAIL, labels, GAUGE, avail)
             add(SIZE, "gauge", SIZE, labels, GAUGE, total)
             add(READONLY, "gauge", READONLY, labels, GAUGE, 0)
-            add(FILES, "gauge", FILES, labels, GAUGE, inodes)
-            add(FILES_FREE, "gauge", FILES_FREE, labels, GAUGE, inodes * 0.9)
+        # inodes (FILES, FILES_FREE) of the root filesystem: served by exporters/node.py
 
 
 KIND = HostDisk()

@@ -16,7 +16,7 @@ from stackgen.kpis.exporters import Panel, Query, row
 TEMP, XID = gpu_temperature.METRIC, gpu_xid_errors.METRIC  # their kinds serve them
 POWER = "DCGM_FI_DEV_POWER_USAGE"
 SM_CLOCK = "DCGM_FI_DEV_SM_CLOCK"
-RESERVED = "DCGM_FI_DEV_FB_RESERVED"
+RESERVED = gpu_memory.RESERVED
 MIB = 2**20
 GPU = "{{instance}} GPU {{gpu}}"
 
@@ -57,4 +57,4 @@ def demo_samples(sim, i, p, wobble, add) -> None:
         util = clamp(p(f"util:{g}") * wobble(f"util:{g}"))
         add(POWER, "gauge", POWER, labels, GAUGE, 60 + 300 * util)
         add(SM_CLOCK, "gauge", SM_CLOCK, labels, GAUGE, 1410 if util > 0.05 else 210)
-        add(RESERVED, "gauge", RESERVED, labels, GAUGE, 570)
+        # RESERVED: served by gpu_memory (its KPI reads it)

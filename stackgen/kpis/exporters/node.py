@@ -23,7 +23,7 @@ IO_TIME = "node_disk_io_time_seconds_total"
 READ_TIME, READS = "node_disk_read_time_seconds_total", "node_disk_reads_completed_total"
 WRITE_TIME, WRITES = "node_disk_write_time_seconds_total", "node_disk_writes_completed_total"
 READ_BYTES, WRITTEN_BYTES = "node_disk_read_bytes_total", "node_disk_written_bytes_total"
-FILES, FILES_FREE = "node_filesystem_files", "node_filesystem_files_free"
+FILES, FILES_FREE = host_disk.FILES, host_disk.FILES_FREE
 RX_BYTES, TX_BYTES = "node_network_receive_bytes_total", "node_network_transmit_bytes_total"
 RX_ERRS, TX_ERRS = host_network_errors.RX_ERRS, host_network_transmit_errors.TX_ERRS
 RX_DROP, TX_DROP = "node_network_receive_drop_total", "node_network_transmit_drop_total"
@@ -38,7 +38,7 @@ def _cores(sel: str) -> str:
 
 
 def _fs(sel: str) -> str:
-    return f'{sel},fstype!~"{host_disk.NON_DISK_FSTYPES}"'
+    return ",".join((sel, *host_disk.FS_MATCHERS))  # node-mixin's filesystems, as the KPI
 
 
 def panels(sel: str) -> tuple:
