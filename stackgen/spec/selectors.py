@@ -1,8 +1,7 @@
 """A KPI's `filter:`: a plain list of PromQL label matchers that narrows every series the KPI
 reads (its recording rule, its SLOs, its dashboard queries, its generated test inputs).
 
-Kept in one small function, `check_filter`, so that it can share the `errors:` selector's
-validation once that lands in one place.
+Its matcher-list reader, `matcher_list`, also reads the `errors:` selector (spec/values.py).
 """
 
 from __future__ import annotations

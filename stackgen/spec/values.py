@@ -30,6 +30,7 @@ import re
 
 from stackgen.problems import ERROR, WARNING, Position, Problem
 from stackgen.spec.source import Source
+from stackgen.spec.selectors import matcher_list
 
 # Upper bounds that keep the generated promtool tests finishable: they sample once a minute
 # past `for`, past the rate window and over an SLO's window (three KPIs at `for: 1d` take
@@ -57,8 +58,6 @@ _TEMPLATE = ("{{", "}}")
 _FREE_KEYS = {"labels", "external_labels", "kubernetes"}  # user-chosen keys below these
 
 # one PromQL label matcher: name, operator, quoted value ("...", '...' or `...`)
-_Q = r'"(?:[^"\\\n]|\\.)*"|\'(?:[^\'\\\n]|\\.)*\'|`[^`]*`'
-_SEL_MATCHER = re.compile(rf"\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*({_Q})\s*")
 
 
 def prometheus_duration_ms(text: str) -> int | None:
@@ -71,28 +70,6 @@ def prometheus_duration_ms(text: str) -> int | None:
         return None
     total = sum(int(n) * _UNIT_MS[u] for n, u in zip(m.groups(), _UNIT_MS) if n)
     return total if total * 1_000_000 <= MAX_NS else None
-
-
-def selector_matchers(text: str) -> list[tuple[str, str, str]] | None:
-    """An `errors:` selector as (name, op, quoted value) triples, or None unless it is
-    exactly a comma-separated list of matchers (optionally in one pair of braces)."""
-    t = text.strip()
-    if t.startswith("{") and t.endswith("}"):
-        t = t[1:-1]
-    out, i = [], 0
-    while True:
-        m = _SEL_MATCHER.match(t, i)
-        if not m:
-            return None
-        out.append(m.groups())
-        i = m.end()
-        if i == len(t):
-            return out
-        if t[i] != ",":
-            return None
-        i += 1
-        if not t[i:].strip():
-            return out  # a trailing comma, as PromQL allows
 
 
 class _Checker:
@@ -266,7 +243,7 @@ class _Checker:
 
     def errors_selector(self, path, text, group_labels) -> None:
         ep = path + ("kpis", "error_rate", "errors")
-        ms = selector_matchers(text)
+        ms = matcher_list(text)
         if ms is None:
             self.error(ep, "values/selector",
                        f"{_where(ep)}: {text!r} is not a list of label matchers; expected "
