@@ -216,7 +216,9 @@ def _rule_files(model: Model) -> list[tuple[str, dict]]:
 
     files = []
     for group in model.groups:
-        files.append((f"{group.kind}-{group.name}.yml", {"groups": [group_rules(model, group)]}))
+        rules = group_rules(model, group)
+        if rules["rules"]:  # a group that is only scraped has no rule (its TargetDown is in stack.yml)
+            files.append((f"{group.kind}-{group.name}.yml", {"groups": [rules]}))
         slo = slo_rules.rule_groups(model, group)
         if slo:
             files.append((f"slo-{group.name}.yml", {"groups": slo}))
