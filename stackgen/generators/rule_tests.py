@@ -208,6 +208,34 @@ def target_down_cases(model: Model, rule: dict, job: str, labels: dict) -> list[
     return [down, up]
 
 
+def target_down_groups(model: Model, rules: list) -> list[Case]:
+    """The TargetDown cases of every job, merged into one pair of cases per `for`: each job
+    has its own `up` series and its own rule (`up{job="..."} == 0`), so in one promtool test
+    group they cannot touch each other, and each check lists every job's expected alert, so
+    a job whose threshold, `for` or labels change still fails. (promtool spends ~50 ms on
+    each test group and evaluates every rule of the file in each: one pair per job made
+    `check` quadratic in the number of jobs.)"""
+    by_for: dict = {}
+    for rule, job, labels in rules:
+        by_for.setdefault(rule["for"], []).append((rule, job, labels))
+    cases = []
+    for _, same in by_for.items():
+        parts = [target_down_cases(model, rule, job, labels) for rule, job, labels in same]
+        if len(parts) == 1:
+            cases.extend(parts[0])
+            continue
+        jobs = [job for _, job, _ in same]
+        who = f"{len(jobs)} jobs: {', '.join(jobs[:3])}" + (", ..." if len(jobs) > 3 else "")
+        for k, merged in enumerate(parts[0]):
+            merged.name = merged.name.replace(f"({jobs[0]})", f"({who})", 1)
+            for other in parts[1:]:
+                merged.series.extend(other[k].series)
+                merged.checks = [(t, a, exp + o_exp) for (t, a, exp), (_, _, o_exp)
+                                 in zip(merged.checks, other[k].checks)]
+            cases.append(merged)
+    return cases
+
+
 # How to make each alert on the stack itself fire: (metric, kind, extra labels, value).
 STACK_INPUTS = {
     "PrometheusRuleEvaluationFailures": ("prometheus_rule_evaluation_failures_total", "counter",
@@ -402,15 +430,16 @@ def iter_test_files(model: Model):
             yield (f"slo-{group.name}.test.yml",
                    test_file(f"slo-{group.name}.yml", slo, f"{SLO_EVAL_M}m"))
     stack = R.stack_rules(model)
-    cases = []
     by_job = {g.job: g for g in model.groups}
+    down = []
     for rule in stack[0]["rules"]:
         job = rule["expr"].split('"')[1]
         if job in by_job:
             labels = scrape_labels(by_job[job])
         else:
             labels = {"job": job, "instance": STACK_TARGETS[job], "service": job}
-        cases.extend(target_down_cases(model, rule, job, labels))
+        down.append((rule, job, labels))
+    cases = target_down_groups(model, down)
     for rule in stack[1]["rules"]:
         cases.extend(stack_alert_cases(rule))
     for group in stack[2:]:  # the heartbeat: fires from the first evaluation, with no input
