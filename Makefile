@@ -1,10 +1,12 @@
 # The two set-up commands of the README:
 #   make build   install stackgen in .venv and build the default spec into generated/
 #   make test    install what the tests need (real promtool, amtool, node_exporter, Compose) and run them
+#                (on TEST_JOBS pytest-xdist workers, default 4: two per core of the 2-core development machine, as the live tests mostly wait on real servers)
 PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 APT_PACKAGES = prometheus prometheus-alertmanager prometheus-node-exporter
+TEST_JOBS ?= 4
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: build test venv tools bench clean
@@ -28,7 +30,7 @@ tools:
 	fi
 
 test: tools venv
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_JOBS) --dist worksteal
 
 bench: venv
 	$(BIN)/python scripts/bench.py

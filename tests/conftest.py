@@ -58,3 +58,16 @@ def need_tool(finder, name, install):
     if not path:
         pytest.fail(f"{name} is required for this test; install it: {install}")
     return path
+
+
+def run_in_process(*args):
+    """The CLI in this interpreter (click's runner): exit code and stderr as a user sees
+    them, without an interpreter start-up per call."""
+    from click.testing import CliRunner
+
+    from stackgen.cli import main
+
+    res = CliRunner().invoke(main, list(args))
+    if res.exception is not None and not isinstance(res.exception, SystemExit):
+        raise res.exception  # a traceback a user would see
+    return res

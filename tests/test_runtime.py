@@ -605,7 +605,10 @@ def test_smoke_passes_for_the_reference_spec_from_the_cli(servers, tmp_path):
 ])
 def test_smoke_fails_naming_what_broke(servers, tmp_path, kind, only, expect):
     spec = _copy(tmp_path, SPEC)
-    res = smoke.run(str(spec), sabotage_kind=kind, only=only, echo=print)
+    t0 = time.time()
+    # half the patience: each sabotage waits for what never comes (a minimal run is ~10s)
+    res = smoke.run(str(spec), sabotage_kind=kind, only=only, echo=print, patience=0.5)
+    print(f"sabotaged smoke ({kind}): {time.time() - t0:.1f}s")
     assert res.sabotage
     assert not res.ok
     text = "\n".join(res.failures)
@@ -614,6 +617,16 @@ def test_smoke_fails_naming_what_broke(servers, tmp_path, kind, only, expect):
     # nothing else broke
     assert all(f.startswith(("incident", "dashboards")) for f in res.failures), text
     _assert_no_leftovers(res)
+
+
+def test_smoke_patience_scales_what_an_incident_waits():
+    from stackgen.runtime.smoke_incident import Ctx
+
+    for patience, low, high in ((1.0, 1.9, 3.5), (0.25, 0.4, 1.4)):
+        ctx = Ctx(*[None] * 7, patience=patience)
+        t0 = time.time()
+        assert ctx.wait(lambda: None, t0 + 2) is None
+        assert low <= time.time() - t0 < high, patience
 
 
 def test_smoke_stops_everything_on_ctrl_c(servers, tmp_path):

@@ -49,8 +49,10 @@ from stackgen.runtime.stack_demo import CadvisorDemo
 
 
 def run(spec: str, *, sabotage_kind: str | None = None, only=None, work_dir: str | None = None,
-        keep: bool = False, echo=None) -> Result:
-    """Run the smoke test of `spec`; `only`: incident ids (group/kpi, group/down) to run."""
+        keep: bool = False, echo=None, patience: float = 1.0) -> Result:
+    """Run the smoke test of `spec`; `only`: incident ids (group/kpi, group/down) to run.
+    `patience` scales how long the panel check and the incidents wait for what they expect
+    (tests that sabotage a run, and so wait for what never comes, pass less than 1)."""
     from stackgen import writer
     from stackgen.build import compile_spec
     from stackgen.problems import SpecError
@@ -138,14 +140,14 @@ def run(spec: str, *, sabotage_kind: str | None = None, only=None, work_dir: str
             # -- steady state ---------------------------------------------------------------
             done(check_targets(live, model, time.time() + 25))
             done(check_rules(live, time.time() + 15))
-            done(check_panels(live, out_dir, time.time() + 20))
+            done(check_panels(live, out_dir, time.time() + 20 * patience))
             done(check_baseline(live, time.time() + RATE_WINDOW_S + FOR_S + 10))
             # -- incidents ------------------------------------------------------------------
             waves, notes = plan(model, exporter, only)
             res.notes.extend(notes)
             for note in notes:
                 say(f"note: {note}")
-            ctx = Ctx(model, live, exporter, web, smtp, ov, say)
+            ctx = Ctx(model, live, exporter, web, smtp, ov, say, patience)
             for n, wave in enumerate(waves, 1):
                 say(f"wave {n}/{len(waves)}: {', '.join(p.id for p in wave)}")
                 quiet = wait_for(lambda wave=wave: not any(
