@@ -59,20 +59,24 @@ def test_reference_spec_builds_and_checks(tools, tmp_path):
         assert f"PASS  {name}" in proc.stdout
 
 
-def test_good_specs_build_and_check(tools, tmp_path):
-    """Every good spec builds through the CLI and passes every check."""
-    folder = os.path.join(ROOT, "tests", "specs", "good")
-    specs = sorted(f for f in os.listdir(folder) if f.endswith(".yaml"))
-    assert specs
-    for name in specs:
-        out = tmp_path / name
-        res = run_in_process("build", os.path.join(folder, name), "--out", str(out),
-                             "--no-secrets")
-        assert res.exit_code == 0, (name, res.stderr)
-        if same_bytes(os.path.join(folder, name), REFERENCE):
-            continue  # the test above checks its build
-        steps = check.run_all(str(out))
-        assert all(s.ok for s in steps), (name, [(s.name, s.output) for s in steps if not s.ok])
+GOOD = os.path.join(ROOT, "tests", "specs", "good")
+GOOD_SPECS = sorted(f for f in os.listdir(GOOD) if f.endswith(".yaml"))
+
+
+def test_there_are_good_specs():
+    assert len(GOOD_SPECS) >= 5
+
+
+@pytest.mark.parametrize("name", GOOD_SPECS)  # one test each: pytest-xdist spreads them
+def test_good_spec_builds_and_checks(tools, tmp_path, name):
+    """Each good spec builds through the CLI and passes every check."""
+    out = tmp_path / name
+    res = run_in_process("build", os.path.join(GOOD, name), "--out", str(out), "--no-secrets")
+    assert res.exit_code == 0, (name, res.stderr)
+    if same_bytes(os.path.join(GOOD, name), REFERENCE):
+        return  # test_reference_spec_builds_and_checks checks its build
+    steps = check.run_all(str(out))
+    assert all(s.ok for s in steps), (name, [(s.name, s.output) for s in steps if not s.ok])
 
 
 def test_check_fails_on_broken_rule_alertmanager_config_and_compose(tools, tmp_path):
