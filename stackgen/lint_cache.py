@@ -7,7 +7,8 @@ the stackgen version and every source and template file's name, size and mtime. 
 lint of the same model with the same code compares the files on disk with those hashes
 instead of generating everything again (which imports grafanalib, jinja2 and promql_parser
 and builds every artifact: most of lint's time). The spec itself is always loaded and
-validated. STACKGEN_NO_CACHE=1 turns the cache off.
+validated (by jsonschema unless the schema passed the very same data before:
+stackgen.spec.schema_cache). STACKGEN_NO_CACHE=1 turns the cache off.
 """
 
 from __future__ import annotations

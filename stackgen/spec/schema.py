@@ -191,8 +191,15 @@ def _show(value) -> str:
 
 
 def validate(src: Source) -> list[Problem]:
-    """Every schema problem of `src.data`, each placed at its line and column."""
+    """Every schema problem of `src.data`, each placed at its line and column (data the
+    schema passed before is not validated again: stackgen.spec.schema_cache)."""
+    from stackgen.spec import schema_cache
+
+    if schema_cache.known_valid(src.data, schema_text()):
+        return []
     problems = []
     for err in _validator().iter_errors(src.data):
         problems.append(_one(src, err))
+    if not problems:
+        schema_cache.remember_valid(src.data, schema_text())
     return problems
