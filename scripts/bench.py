@@ -6,8 +6,9 @@ sees them), best of --repeat runs, on the default spec and on generated specs of
 and 1,000 services (4 KPIs and 2 SLOs each). For each size: build time, peak memory (max
 RSS of the build), files and bytes written, the I/O floor (the same files written from
 memory, in this process, in the same run) and the build's ratio to it, lint time (of the
-built output), and `check` time at the --check-sizes (10 and 50 services).
-Usage: python scripts/bench.py [--repeat 3] [--sizes 10,100,1000] [--check-sizes 10,50]
+built output) and its ratio to a bare interpreter's start-up, the growth from 100 to
+1,000 services, and `check` time at the --check-sizes (10, 50 and 200 services).
+Usage: python scripts/bench.py [--repeat 3] [--sizes 10,100,1000] [--check-sizes 10,50,200]
 """
 
 from __future__ import annotations
@@ -130,7 +131,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--sizes", default="10,100,1000")
-    ap.add_argument("--check-sizes", default="10,50")
+    ap.add_argument("--check-sizes", default="10,50,200")
     args = ap.parse_args()
     rows, checks = [], []
     with tempfile.TemporaryDirectory() as tmp:
@@ -175,6 +176,14 @@ def main() -> None:
             print(f"| {label} | {elapsed:.1f} | {cpu:.1f} |")
     bare = min(_bare() for _ in range(args.repeat))
     print(f"\nbare interpreter start-up: {bare:.3f} s")
+    for label, *_, cold, warm in rows[:1]:
+        print(f"lint of {label}: {cold / bare:.1f}x a bare interpreter, cached "
+              f"{warm / bare:.1f}x")
+    by = {label: (best, peak) for label, best, _, peak, *_ in rows}
+    if "100 services" in by and "1000 services" in by:
+        (t1, m1), (t2, m2) = by["100 services"], by["1000 services"]
+        print(f"growth 100 -> 1,000 services: build time {t2 / t1:.1f}x, peak memory "
+              f"{m2 / m1:.1f}x")
 
 
 def _bare() -> float:
