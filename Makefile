@@ -1,7 +1,8 @@
 # The two set-up commands of the README:
 #   make build   install stackgen in .venv and build the default spec into generated/
 #   make test    install what the tests need (real promtool, amtool, node_exporter, Compose) and run them
-#                (on TEST_JOBS pytest-xdist workers, default 4: two per core of the 2-core development machine, as the live tests mostly wait on real servers)
+#                on TEST_JOBS pytest-xdist workers (default 4, two per core of the 2-core
+#                development machine: the live tests mostly wait on real servers)
 PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
