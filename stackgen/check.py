@@ -465,18 +465,34 @@ def check_helm(out_dir: str, on_step=None) -> list[Step]:
 
 
 def run_all(out_dir: str, on_step=None) -> list[Step]:
-    """Every step of `check`, in order; `on_step(step)` hears of each as it finishes."""
-    steps = []
+    """Every step of `check`, in order; `on_step(step)` hears of each as it finishes. The
+    Helm steps (Python-side work: render, parse, validate) run beside promtool's unit tests,
+    which wait on their promtool processes, so a large stack keeps both cores busy."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
     from stackgen.secret_check import placeholder_steps
 
-    for part in (check_prometheus, test_rules, check_alertmanager, test_routes, check_compose,
-                 check_helm, placeholder_steps):
-        if part in (test_rules, check_helm):
-            found = part(out_dir, on_step=on_step)
-        else:
-            found = part(out_dir)
-            for step in found:
-                if on_step:
-                    on_step(step)
-        steps.extend(found)
+    lock = threading.Lock()
+
+    def heard(step):  # one step's lines at a time
+        with lock:
+            on_step(step)
+
+    tell = heard if on_step else None
+    steps = []
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        helm = pool.submit(check_helm, out_dir, on_step=tell)
+        for part in (check_prometheus, test_rules, check_alertmanager, test_routes,
+                     check_compose, check_helm, placeholder_steps):
+            if part is check_helm:
+                found = helm.result()
+            elif part is test_rules:
+                found = part(out_dir, on_step=tell)
+            else:
+                found = part(out_dir)
+                for step in found:
+                    if tell:
+                        tell(step)
+            steps.extend(found)
     return steps
