@@ -41,15 +41,40 @@ def stackgen_cmd():
     return [sys.executable, "-m", "stackgen"]
 
 
-@pytest.fixture
-def spec_copy(tmp_path):
-    """specs/stack.yaml copied into a temp folder with its secret files."""
-    d = tmp_path / "spec"
+def copy_spec(source: str, d) -> "os.PathLike":
+    """`source` copied to d/stack.yaml, with the secret files of the default spec."""
     (d / "secrets").mkdir(parents=True)
-    shutil.copy(SPEC, d / "stack.yaml")
+    shutil.copy(source, d / "stack.yaml")
     for name in ("grafana_admin_password", "smtp_password", "slack_webhook_url"):
         (d / "secrets" / name).write_text("placeholder\n")
     return d / "stack.yaml"
+
+
+@pytest.fixture
+def spec_copy(tmp_path):
+    """specs/stack.yaml copied into a temp folder with its secret files."""
+    return copy_spec(SPEC, tmp_path / "spec")
+
+
+@pytest.fixture(scope="module")
+def reference_built(tmp_path_factory):
+    """The reference spec built once per test module (promtool and amtool required)."""
+    from stackgen import build, check
+
+    need_tool(check.find_promtool, "promtool", check.INSTALL["promtool"])
+    need_tool(check.find_amtool, "amtool", check.INSTALL["amtool"])
+    spec = copy_spec(REFERENCE, tmp_path_factory.mktemp("reference") / "spec")
+    out = spec.parent.parent / "out"
+    assert not build.build(str(spec), str(out)).failed
+    return out
+
+
+@pytest.fixture
+def built(reference_built, tmp_path):
+    """The reference spec's build, a fresh copy for each test to mutate."""
+    out = tmp_path / "out"
+    shutil.copytree(reference_built, out, symlinks=True)
+    return out
 
 
 def need_tool(finder, name, install):

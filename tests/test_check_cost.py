@@ -2,35 +2,11 @@
 every job's TargetDown cases share one promtool test group, and both still fail when they
 should (real amtool and promtool)."""
 
-import shutil
-
 import pytest
 import yaml
 
-from conftest import REFERENCE, need_tool
-from stackgen import build, check
+from stackgen import check
 from stackgen.route_cases import representatives, routed_label_names
-
-
-@pytest.fixture(scope="module")
-def built_once(tmp_path_factory):
-    need_tool(check.find_promtool, "promtool", check.INSTALL["promtool"])
-    need_tool(check.find_amtool, "amtool", check.INSTALL["amtool"])
-    d = tmp_path_factory.mktemp("cost") / "spec"
-    (d / "secrets").mkdir(parents=True)
-    shutil.copy(REFERENCE, d / "stack.yaml")
-    for name in ("grafana_admin_password", "smtp_password", "slack_webhook_url"):
-        (d / "secrets" / name).write_text("placeholder\n")
-    out = d.parent / "out"
-    assert not build.build(str(d / "stack.yaml"), str(out)).failed
-    return out
-
-
-@pytest.fixture
-def built(built_once, tmp_path):
-    out = tmp_path / "out"
-    shutil.copytree(built_once, out, symlinks=True)
-    return out
 
 
 def test_route_label_names_are_every_label_a_matcher_reads():

@@ -202,13 +202,8 @@ def test_secrets_whose_names_collide_stay_apart(tmp_path):
 
 # -- the output folder -----------------------------------------------------------------------
 @pytest.fixture
-def spec(tmp_path):
-    d = tmp_path / "spec"
-    (d / "secrets").mkdir(parents=True)
-    shutil.copy(SPEC, d / "stack.yaml")
-    for name in ("grafana_admin_password", "smtp_password", "slack_webhook_url"):
-        (d / "secrets" / name).write_text("placeholder\n")
-    return d / "stack.yaml"
+def spec(spec_copy):
+    return spec_copy
 
 
 def _snapshot(root):

@@ -7,8 +7,8 @@ import shutil
 import pytest
 import yaml
 
-from conftest import REFERENCE, SPEC, SPEC_FILES, SPEC_NAMES, need_tool
-from stackgen import build, check
+from conftest import SPEC, SPEC_FILES, SPEC_NAMES
+from stackgen import check
 from stackgen.build import compile_spec
 
 
@@ -109,28 +109,6 @@ def test_slo_factors_scale_with_the_slo_window_as_sloth_does():
 
 
 # -- the proofs can fail ------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def built_once(tmp_path_factory):
-    need_tool(check.find_promtool, "promtool", check.INSTALL["promtool"])
-    need_tool(check.find_amtool, "amtool", check.INSTALL["amtool"])
-    d = tmp_path_factory.mktemp("proofs") / "spec"
-    (d / "secrets").mkdir(parents=True)
-    shutil.copy(REFERENCE, d / "stack.yaml")
-    for name in ("grafana_admin_password", "smtp_password", "slack_webhook_url"):
-        (d / "secrets" / name).write_text("placeholder\n")
-    out = d.parent / "out"
-    assert not build.build(str(d / "stack.yaml"), str(out)).failed
-    return out
-
-
-@pytest.fixture
-def built(built_once, tmp_path):
-    """The reference spec's build, a fresh copy for each test to mutate."""
-    out = tmp_path / "out"
-    shutil.copytree(built_once, out, symlinks=True)
-    return out
-
-
 def _mutate(path, old, new):
     text = path.read_text()
     assert old in text, old
