@@ -579,11 +579,13 @@ def test_smoke_passes_for_the_project_spec(servers, tmp_path):
 
 
 def test_smoke_passes_for_the_reference_spec_from_the_cli(servers, tmp_path):
-    """The CLI's smoke start to finish, without incidents: the project spec's full run above
-    already drove every incident of the same spec (the reference is a copy of it)."""
+    """The CLI's smoke start to finish. The project spec's full run above already drove
+    every incident of the same KPIs; the reference differs from it only in its disk
+    thresholds (sizes instead of shares) and in declared buckets (which only the spec checks
+    read), so here the steady checks run with the disk incident alone."""
     spec = _copy(tmp_path, REFERENCE, "reference.yaml")
     t0 = time.time()
-    only = ["--only", "none"] if same_bytes(REFERENCE, SPEC) else []
+    only = ["--only", "none" if same_bytes(REFERENCE, SPEC) else "nodes/disk"]
     proc = subprocess.run([*stackgen_cmd(), "smoke", str(spec), *only], capture_output=True,
                           text=True, timeout=300)
     took = time.time() - t0
