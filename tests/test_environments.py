@@ -113,6 +113,25 @@ def test_a_base_mistake_is_reported_once_at_the_base_line(tmp_path):
     assert [(p.pos.line, p.check) for p in errors] == [(8, "values/ratio")]
 
 
+def test_a_problem_of_some_environments_names_them(tmp_path):
+    """A base line can mean different things per environment: a warning that only one
+    environment has says which; one that all have says nothing more (and comes once)."""
+    text = BASE.replace("    ops: {webhook: {url_file: secrets/hook}}\n",
+                        "    ops: {webhook: {url_file: secrets/hook}}\n"
+                        "    pager: {webhook: {url_file: secrets/hook}}\n"
+                        "    spare: {webhook: {url_file: secrets/hook}}\n"
+                        "  routes: [{matchers: ['team=\"web\"'], receiver: pager}]\n") \
+        .replace("        labels: ~\n", "        labels: ~\n    alerting: {routes: []}\n")
+    spec = _write(tmp_path, text)
+    got = set()
+    for _, _, warnings in load_all(spec, str(tmp_path / "out")):
+        got.update({(p.check, p.message) for p in warnings if p.check == "receivers/unused"})
+    assert sorted(got) == [
+        ("receivers/unused", "receiver 'pager' is not used by any route (in environment staging)"),
+        ("receivers/unused", "receiver 'spare' is not used by any route"),
+    ]
+
+
 def test_environments_need_their_own_env_label(tmp_path):
     spec = _write(tmp_path, BASE.replace("  production: ~", "  production:\n    stack: "
                                          "{environment: staging}"))

@@ -69,23 +69,37 @@ def load_all(spec_path: str, out_dir: str = "generated", strict: bool = False,
     chosen, bad = E.select(src, env)
     if bad:
         raise SpecError(found + bad)
-    results = []
+    results, per_env, checked = [], {}, []
     for name in chosen:
         if not E.usable(src, name):  # already reported: check the others all the same
             continue
+        checked.append(name)
         try:
             model, warnings = _one(E.merged(src, name), spec_path, os.path.join(out_dir, name),
                                    strict, sha, name)
         except SpecError as exc:
-            found += exc.problems
+            for p in exc.problems:
+                per_env.setdefault(p, []).append(name)
             continue
-        found += warnings
+        for p in warnings:
+            per_env.setdefault(p, []).append(name)
         results.append((name, model, warnings))
+
+    def where(p):
+        """A problem of some environments only says which (a base line may mean several)."""
+        envs = per_env.get(p, checked)
+        if len(envs) == len(checked):
+            return p
+        s = "s" if len(envs) > 1 else ""
+        return dataclasses.replace(p, message=f"{p.message} (in environment{s} {', '.join(envs)})")
+
+    found += [where(p) for p in per_env]
     found += E.distinct_labels(src, [(n, m) for n, m, _ in results])
     found = sorted(set(found), key=lambda p: p.sort_key())  # a base mistake: once, not per env
     if any(p.is_error for p in found):
         raise SpecError(found)
-    return [(n, m, sorted(set(w), key=lambda p: p.sort_key())) for n, m, w in results]
+    return [(n, m, sorted({where(p) for p in w}, key=lambda p: p.sort_key()))
+            for n, m, w in results]
 
 
 def _under_environments(src, problem) -> bool:
