@@ -21,6 +21,7 @@ Rule and label names are Sloth's (`slo:sli_error:ratio_rate5m`, `sloth_id`, `slo
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from stackgen import layout
@@ -61,6 +62,7 @@ ALERT = "ErrorBudgetBurn"
 KPI_OF = {"availability": "error_rate", "latency": "response_time"}  # the KPI an SLI reads
 
 
+@functools.lru_cache(maxsize=1024)  # asked for by every rule, test and panel of the SLO
 def tiers(slo: Slo) -> tuple[Tier, ...]:
     """The four tiers of `slo`: Sloth's windows, factors scaled by its SLO window."""
     period = duration_seconds(slo.window)

@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from stackgen import matchers as M
-from stackgen.model import GPUS, HOSTS, Model
+from stackgen.model import GPUS, GROUP_LABEL, HOSTS, Model
 from stackgen.spec.schema import did_you_mean
 
 # Labels that the series behind a KPI's alerts carry, with values known only at run time.
@@ -112,9 +112,10 @@ def alert_label_sets(model: Model) -> list[AlertLabels]:
                     a.known["job"] = labels.get("service", "")
                     a.free.update(("instance", *STACK_ALERT_LABELS.get(rule["alert"], ())))
                 else:
-                    hit = next((v for (glabel, gname, kname), v in by_group.items()
-                                if labels.get(glabel) == gname and labels.get("kpi") == kname),
-                               None)
+                    hit = next((by_group[key] for key in
+                                ((glabel, labels[glabel], labels.get("kpi"))
+                                 for glabel in GROUP_LABEL.values() if glabel in labels)
+                                if key in by_group), None)
                     if hit:
                         g, k = hit
                         if k.kind == "custom":

@@ -6,6 +6,7 @@ Durations stay Prometheus durations in generated config; `duration_seconds` is f
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 
@@ -28,6 +29,7 @@ def is_duration(text) -> bool:
     return isinstance(text, str) and bool(DURATION_RE.match(text)) and duration_seconds(text) > 0
 
 
+@functools.lru_cache(maxsize=4096)  # pure, and asked for the same few durations many times
 def duration_seconds(text: str) -> float:
     if not DURATION_RE.match(text):
         raise ValueError(f"not a duration: {text!r}")
