@@ -77,6 +77,22 @@ def built(reference_built, tmp_path):
     return out
 
 
+def read_until(proc, prefix: str, seconds: float = 60) -> list:
+    """Lines of `proc`'s stdout up to and including the first that starts with `prefix`
+    (or every line until it ends or `seconds` pass)."""
+    import time
+
+    lines, deadline = [], time.time() + seconds
+    while time.time() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        if line.startswith(prefix):
+            break
+    return lines
+
+
 def need_tool(finder, name, install):
     """Real-tool tests never skip: a missing tool fails with how to install it."""
     path = finder()

@@ -8,7 +8,7 @@ import os
 import pytest
 import yaml
 
-from conftest import need_tool
+from conftest import need_tool, read_until
 from stackgen import build, check
 from stackgen.build import compile_spec
 
@@ -162,7 +162,6 @@ def test_up_demo_sends_only_to_local_sinks_and_says_where(tmp_path):
     found Alertmanager only after `rules.alert.resend-delay`.)"""
     import signal
     import subprocess
-    import time
 
     from conftest import stackgen_cmd
     from stackgen.runtime import procs
@@ -186,17 +185,8 @@ def test_up_demo_sends_only_to_local_sinks_and_says_where(tmp_path):
                              "--data-dir", str(data), "--demo", "--prometheus-port", "0",
                              "--alertmanager-port", "0", "--node-exporter-port", "0"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    lines = []
     try:
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            line = proc.stdout.readline()
-            if not line:
-                break
-            lines.append(line)
-            if line.startswith("ready in"):
-                break
-        text = "".join(lines)
+        text = "".join(read_until(proc, "ready in"))
         assert "notifications -> local sinks only" in text, text
         runtime = (data / "alertmanager" / "alertmanager.yml").read_text()
         cfg = yaml.safe_load(runtime)

@@ -22,7 +22,7 @@ import urllib.request
 import pytest
 import yaml
 
-from conftest import REFERENCE, SPEC, same_bytes, stackgen_cmd
+from conftest import REFERENCE, SPEC, read_until, same_bytes, stackgen_cmd
 from stackgen import kpis as K
 from stackgen.build import compile_spec
 from stackgen.runtime import native, override, procs, smoke, steady
@@ -434,17 +434,8 @@ def test_up_runs_on_loopback_and_stops_on_sigint(servers, tmp_path):
                              str(data_dir), *FREE_PORTS], stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     pids = []
-    lines = []
     try:
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            line = proc.stdout.readline()
-            if not line:
-                break
-            lines.append(line)
-            if line.startswith("ready in"):
-                break
-        text = "".join(lines)
+        text = "".join(read_until(proc, "ready in"))
         assert "ready in" in text, text
         state = json.loads((data_dir / "runtime.json").read_text())
         pids = list(state["pids"].values())
@@ -637,14 +628,8 @@ def test_smoke_stops_everything_on_ctrl_c(servers, tmp_path):
                             stderr=subprocess.STDOUT, text=True)
     pids = []
     try:
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            line = proc.stdout.readline()
-            if not line:
-                break
-            if line.startswith("PASS  start"):
-                pids = [int(p) for p in re.findall(r"\(pid (\d+)\)", line)]
-                break
+        start = [line for line in read_until(proc, "PASS  start") if line.startswith("PASS  start")]
+        pids = [int(p) for p in re.findall(r"\(pid (\d+)\)", "".join(start))]
         assert len(pids) == 2
         assert _running(pids) == pids
         proc.send_signal(signal.SIGINT)
