@@ -205,6 +205,28 @@ def test_each_slo_tier_factor_is_pinned_by_its_test(built, tmp_path):
             (mutant, out[:2000])
 
 
+def test_the_slo_window_of_tier_2_is_pinned_by_its_test(built, tmp_path):
+    """The scenarios end as early as they can, but tier 2's (6h) long window stays pinned: a
+    rule file whose 6h windows read 12h fails the SLO tests. Its scenario starts clean, so
+    a twice as long window sees half the burn (tier 3's and 4's long windows cannot be
+    pinned as cheaply: their scenarios would last days)."""
+    rules_file = next(p.name for p in (built / "prometheus/rules").iterdir()
+                      if p.name.startswith("slo-"))
+    test_file = rules_file[:-len(".yml")] + ".test.yml"
+    text = (built / "prometheus/rules" / rules_file).read_text()
+    assert "[6h]" in text
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "rules" / rules_file).write_text(text.replace("[6h]", "[12h]"))
+    shutil.copy(built / "prometheus/tests" / test_file, tmp_path / "tests" / test_file)
+    from stackgen import promtool_tests
+
+    mutant = str(tmp_path / "tests" / test_file)
+    ok, out = promtool_tests.run(check.find_promtool(), [mutant])[mutant]
+    assert not ok, out[:2000]
+    assert "tier 2" in "\n".join(check.failed_promtool_cases(out)), out[:2000]
+
+
 def test_a_mutated_route_fails_its_routing_case(built):
     am = built / "alertmanager/alertmanager.yml"
     _mutate(am, "  - receiver: ml-team", "  - receiver: ai-operations")
