@@ -18,6 +18,11 @@ from stackgen import promtool_tests
 from stackgen.check import Step, _rule_test_step, failed_promtool_cases
 
 
+def compose_rule_files(out_dir: str) -> dict:
+    """{file name: its data} of the rule files in `out_dir`/prometheus/rules/."""
+    return _load_rule_files(os.path.join(out_dir, "prometheus", "rules"))
+
+
 def _load_rule_files(folder: str) -> dict:
     """{file name: its data} of the rule files in `folder`."""
     import yaml
@@ -37,15 +42,12 @@ def differing_rule_files(compose: dict, rendered: dict) -> list[str]:
                   if compose.get(name) != rendered.get(name))
 
 
-def chart_rule_tests(out_dir: str, tmp: str, tests: list, promtool: str, label: str,
-                     rendered: dict) -> Step:
+def chart_rule_tests(tmp: str, tests: list, promtool: str, label: str, differ: list) -> Step:
     """The Compose stack's rule tests against the chart's rule groups: proven by comparison
     where the chart renders the very rule groups of prometheus/rules/ (the tests ran on
-    those), run by promtool against the rendered files that differ (`rendered`: {file name:
-    its data}, written to tmp/rules/)."""
+    those), run by promtool against the rendered files that differ (`differ`, written to
+    tmp/rules/)."""
     name = f"promtool test rules ({label} PrometheusRules, {len(tests)} files)"
-    differ = differing_rule_files(_load_rule_files(os.path.join(out_dir, "prometheus", "rules")),
-                                  rendered)
     if not differ:
         return Step(name, True, [], note=(
             "the chart renders the very rule groups of prometheus/rules/ (compared file by "

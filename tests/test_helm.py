@@ -450,6 +450,24 @@ def test_check_helm_fails_on_a_broken_chart(tools, built, tmp_path):
     assert "alert HostCpuHigh" in failed[sorted(failed)[1]]
 
 
+def test_check_helm_runs_promtool_check_rules_on_the_chart_rule_files_that_differ(
+        tools, built, tmp_path):
+    """The chart's rule files that are the very groups of prometheus/rules/ are proven by
+    that comparison (promtool checked those); a file that differs is checked by promtool."""
+    out = tmp_path / "out"
+    shutil.copytree(built("kubernetes"), out)
+    steps = {s.name: s for s in check.check_helm(str(out))}
+    name = "promtool check rules (helm/k8s-apps PrometheusRules)"
+    assert steps[name].ok and steps[name].command == [], steps[name]
+    assert "very rule groups of prometheus/rules/" in steps[name].note
+    rules = out / "helm" / "k8s-apps" / "files" / "rules" / "hosts-cluster-nodes.yml"
+    rules.write_text(rules.read_text().replace("> 0.8", "> > 0.8", 1))
+    steps = {s.name: s for s in check.check_helm(str(out))}
+    assert not steps[name].ok
+    assert "hosts-cluster-nodes.yml" in steps[name].output, steps[name].output
+    assert "hosts-cluster-nodes.yml" in " ".join(steps[name].command)
+
+
 def test_check_helm_runs_amtool_on_the_chart_alertmanager_config(tools, built, tmp_path):
     out = tmp_path / "out"
     shutil.copytree(built("stack"), out)
