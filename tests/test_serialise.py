@@ -17,7 +17,11 @@ TRICKY = ["", " ", "a", "yes", "Yes", "no", "on", "OFF", "null", "Null", "~", "t
           "é", "café: x", "\u2028", "a\u0085b", "x" * 99, "x" * 101, "x" * 130,
           "(a)", "/path", "_x", "{{ $labels.x }}", 'sum(rate(x{job="a"}[5m])) > 0.5',
           "a\nb", "a\nb\n", "a\nb\n\n", "\na", " a\nb", "a \nb", "a\n b", "a\n\nb", "a\nb ",
-          "a\n\tb", "é\nb", "line one\n  indented\nlast\n"]
+          "a\n\tb", "é\nb", "line one\n  indented\nlast\n",
+          # single-quoted by libyaml: a ": " or " #" inside, or a final ":"
+          "a: 'b'", "x: y:", "a: b ", "a #b: c", "It's: x", "(x): y", "_a: b", "/a: b",
+          "ResponseTimeHigh warning (svc-1): fires after 5m past 500ms, silent before",
+          "a: b\tc", "a: é", "a:  b", "a: ''", "yes: no", "a:b:", "a : b", "a: b\x7f"]
 KEYS = ["k", "yes", "1", "a b", "a: b", "", "x" * 101, "é", "-", "a\nb"]
 
 
@@ -61,6 +65,22 @@ def test_to_yaml_writes_pyyaml_bytes_for_every_generated_file():
                     assert to_yaml(data) == pyyaml_dump(data), name
                     n += 1
     assert n > 20
+
+
+def test_to_yaml_writes_pyyaml_bytes_for_any_short_string():
+    """Random strings over the characters that decide YAML's scalar styles."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    alphabet = st.sampled_from(list("ab1_-./(): #'\"{}[]?!&*|>%@`,=~\t\né") + ["\u2028"])
+
+    @settings(max_examples=int(os.environ.get("STACKGEN_YAML_EXAMPLES", "400")), derandomize=True, deadline=None, database=None)
+    @given(st.text(alphabet, max_size=12))
+    def same(s):
+        for doc in ({"k": s}, [s], {"k": [{"n": s}]}):
+            assert to_yaml(doc) == pyyaml_dump(doc), repr(s)
+
+    same()
 
 
 @pytest.mark.parametrize("value", [1e-05, 1.5e-07, 1e-9, 1e16, 2.5e20, 0.1, 100.0, -0.0, 0,
