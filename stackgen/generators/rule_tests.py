@@ -16,6 +16,7 @@ Target-down alerts, the stack's own alerts and every SLO burn-rate tier get case
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 from stackgen import kpis as K
@@ -297,9 +298,13 @@ def _ratio_over(window_m: int, t_end: int, burn_start: int, r: float) -> float:
 def tier_outcome(slo: Slo, t_end: int, burn_start: int, r: float) -> dict:
     """{tier index: short-window ratio} of the tiers that fire at t_end; ValueError when a
     window's ratio is within 10% of its limit (the scenario would prove nothing)."""
-    budget = 1 - slo.objective
+    return _outcome(S.tiers(slo), slo.objective, t_end, burn_start, r)
+
+
+def _outcome(tiers: tuple, objective: float, t_end: int, burn_start: int, r: float) -> dict:
+    budget = 1 - objective
     fired = {}
-    for i, tier in enumerate(S.tiers(slo)):
+    for i, tier in enumerate(tiers):
         limit = tier.factor * budget
         short = _ratio_over(minutes(tier.short), t_end, burn_start, r)
         long = _ratio_over(minutes(tier.long), t_end, burn_start, r)
@@ -321,9 +326,17 @@ def tier_scenario(slo: Slo, i: int, r: float) -> tuple[int, int, dict]:
     burn. Its cost is its end (promtool evaluates every rule at each step up to it); a
     scenario that would stay silent if tier i's long window were twice as long (it pins the
     window) is worth one more step, and wins a tie."""
-    tiers = S.tiers(slo)
+    found = _scenario(S.tiers(slo), slo.objective, i, r)
+    if found is None:
+        raise ValueError(f"no scenario makes tier {i + 1} of the {slo.kind} SLO fire")
+    before, burn, outcome = found
+    return before, burn, dict(outcome)
+
+
+@functools.lru_cache(maxsize=4096)  # the same for every SLO of the same objective and window
+def _scenario(tiers: tuple, objective: float, i: int, r: float):
     me = tiers[i]
-    limit = me.factor * (1 - slo.objective)
+    limit = me.factor * (1 - objective)
     options = [(0, minutes(me.short) + 10)]
     options += [(minutes(b), minutes(me.long) + 10) for b in ("3h", "8h", "1d", "3d")]
     found = []
@@ -332,7 +345,7 @@ def tier_scenario(slo: Slo, i: int, r: float) -> tuple[int, int, dict]:
         for b, n in {(before + pad, burn), (before, burn + pad)}:
             try:
                 # the counter's first burn increment lands on the minute before the burn level
-                outcome = tier_outcome(slo, b + n, max(0, b - 1), r)
+                outcome = _outcome(tiers, objective, b + n, max(0, b - 1), r)
             except ValueError:
                 continue
             if i not in outcome:
@@ -341,11 +354,10 @@ def tier_scenario(slo: Slo, i: int, r: float) -> tuple[int, int, dict]:
             doubled = _ratio_over(2 * minutes(me.long), b + n, max(0, b - 1), r)
             pinned = doubled < 0.9 * limit
             found.append((not alone, b + n + (0 if pinned else SLO_EVAL_M), not pinned, b, n,
-                          outcome))
+                          tuple(outcome.items())))
     if not found:
-        raise ValueError(f"no scenario makes tier {i + 1} of the {slo.kind} SLO fire")
-    *_, before, burn, outcome = min(found, key=lambda f: f[:5])
-    return before, burn, outcome
+        return None
+    return min(found, key=lambda f: f[:5])[3:]
 
 
 def slo_inputs(group: Group, slo: Slo, levels: list[tuple[float, int]]) -> list[tuple[str, str]]:

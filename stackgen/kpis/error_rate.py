@@ -3,6 +3,8 @@ matchers select); also the SLI of an availability SLO."""
 
 from __future__ import annotations
 
+import functools
+
 from stackgen.kpis.base import (
     ABOVE, SLO_HEADROOM, KpiKind, KpiShape, Param, selector, stem, window_suffix,
 )
@@ -28,6 +30,12 @@ def availability_error_ratio(job: str, counter: str, errors: str, window: str,
 
 def label_values(errors: str) -> tuple[dict, dict]:
     """Label values that do (bad) and do not (good) match a KPI's `errors` selector."""
+    bad, good = _label_values(errors)
+    return dict(bad), dict(good)
+
+
+@functools.lru_cache(maxsize=1024)  # services share their errors selectors
+def _label_values(errors: str) -> tuple[tuple, tuple]:
     import re
 
     import promql_parser
@@ -54,7 +62,7 @@ def label_values(errors: str) -> tuple[dict, dict]:
             good[m.name] = next((v for v in pool + ["x-good"] if ok(v, negate=True)), "x-good")
         else:
             good[m.name] = bad[m.name]
-    return bad, good
+    return tuple(bad.items()), tuple(good.items())
 
 
 def regex_example(pattern: str) -> str | None:
