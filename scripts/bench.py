@@ -70,12 +70,15 @@ CPU = {}  # the last command's CPU seconds (user + system, with its children)
 
 
 def _stackgen(args: list, env: dict | None = None) -> tuple[float, int, str]:
-    """(wall seconds, max RSS in KiB, output) of one stackgen command in its own process."""
+    """(wall seconds, max RSS in KiB, output) of one stackgen command in its own process; the
+    max RSS is that of its largest process (a large build forks a worker: the larger of the
+    two peaks; promtool's processes count for `check`)."""
     start = time.perf_counter()
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     code = ("import resource, sys; from stackgen.cli import main\n"
             "try:\n    main()\nexcept SystemExit as e:\n    rc = e.code or 0\n"
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
+            "print(max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,\n"
+            "          resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss), file=sys.stderr)\n"
             "sys.exit(rc)")
     proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
                           env={**os.environ, **(env or {})})

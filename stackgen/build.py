@@ -64,15 +64,33 @@ def _load_all(spec: str, out_dir: str, strict: bool = False, env: str | None = N
 
 
 def build(spec: str, out_dir: str, strict=False, create_secrets=True, env=None) -> Result:
-    from stackgen import writer
+    from stackgen import parallel
+    from stackgen.generators import build_artifacts
     from stackgen.problems import SpecError
 
-    from stackgen.outplan import check_output
-
     try:
-        found, warnings = compile_all(spec, out_dir, strict, env)
+        loaded, warnings = _load_all(spec, out_dir, strict, env)
     except SpecError as exc:
         return Result(problems=exc.problems)
+    workers = {}  # folder -> the forked worker of a large stack (stackgen/parallel.py)
+    found = []
+    for folder, model in loaded:
+        if len(loaded) == 1 and parallel.usable(model):
+            artifacts, workers[folder] = parallel.build_artifacts(model, folder)
+        else:
+            artifacts = build_artifacts(model)
+        found.append((folder, model, artifacts))
+    try:
+        return _write(found, warnings, out_dir, create_secrets, strict, workers)
+    finally:
+        for worker in workers.values():
+            worker.stop()  # a no-op for a worker that is done
+
+
+def _write(found, warnings, out_dir, create_secrets, strict, workers) -> Result:
+    from stackgen import writer
+    from stackgen.outplan import check_output
+
     if create_secrets and not strict:  # build creates them: saying they are missing is noise
         warnings = [w for w in warnings if w.check != "secrets/missing"]
     # all or nothing: check every folder, path and secret placeholder, then write
@@ -88,7 +106,7 @@ def build(spec: str, out_dir: str, strict=False, create_secrets=True, env=None) 
     res = Result(problems=warnings)
     try:
         for folder, model, artifacts in found:
-            d = writer.write(folder, artifacts)
+            d = writer.write(folder, artifacts, workers.pop(folder, None))
             where = _prefix(out_dir, folder)
             res.artifacts += artifacts
             res.written += [where + p for p in sorted(set(d.missing) | set(d.stale))]

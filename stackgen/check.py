@@ -344,51 +344,6 @@ def _lint_step(helm, chart: str, label: str) -> Step:
     return Step(f"helm lint {label}", ok, ["helm", "lint", "--strict", chart], "\n".join(lines))
 
 
-def _chart_rule_steps(out_dir: str, objects: list[dict], label: str) -> list[Step]:
-    """promtool on the rule groups of the rendered PrometheusRules: `check rules`, and the
-    Compose stack's rule tests (prometheus/tests/*.test.yml) run against them. A rendered
-    file whose groups are, as data, those of its prometheus/rules/ file is proven by that
-    comparison (promtool checks and tests those files anyway); the others go to promtool."""
-    import yaml
-
-    from stackgen.check_chart_rules import chart_rule_tests, compose_rule_files, \
-        differing_rule_files
-
-    promtool = find_promtool()
-    tests = sorted(glob.glob(os.path.join(out_dir, "prometheus", "tests", "*.test.yml")))
-    check_name = f"promtool check rules ({label} PrometheusRules)"
-    if not promtool:
-        return [missing(check_name, "promtool")] + \
-            ([missing(f"promtool test rules ({label} PrometheusRules)", "promtool")]
-             if tests else [])
-    rendered = rendered_rule_files(objects)
-    if not rendered:
-        return [Step(check_name, False, [], "the chart renders no PrometheusRule")]
-    differ = differing_rule_files(compose_rule_files(out_dir), rendered)
-    steps = []
-    with tempfile.TemporaryDirectory(prefix="stackgen-helm-") as tmp:
-        os.makedirs(os.path.join(tmp, "rules"))
-        paths = []
-        for name in differ:
-            if name not in rendered:
-                continue
-            paths.append(os.path.join(tmp, "rules", name))
-            with open(paths[-1], "w", encoding="utf-8") as fh:
-                yaml.dump(rendered[name], fh, sort_keys=False, allow_unicode=True,
-                          Dumper=getattr(yaml, "CSafeDumper", yaml.SafeDumper))
-        if paths:
-            steps.append(run(check_name, [promtool, "check", "rules", "--lint=all",
-                                          "--lint-fatal", *paths]))
-        else:
-            steps.append(Step(check_name, True, [], note=(
-                f"the chart renders the very rule groups of prometheus/rules/ ({len(rendered)} "
-                f"files, compared file by file as data), which `promtool check rules` "
-                f"checked above")))
-        if tests:
-            steps.append(chart_rule_tests(tmp, tests, promtool, label, differ))
-    return steps
-
-
 def _chart_alertmanager_step(objects: list[dict], label: str) -> Step:
     """amtool check-config on the alertmanager.yaml of the rendered config Secret, with the
     Secret's templates where the config says (moved from the operator's mount to a temp dir)."""
@@ -471,7 +426,9 @@ def check_helm(out_dir: str, on_step=None) -> list[Step]:
         errors = validate_operator_objects(objects)
         steps.append(Step(f"CRD schemas {label} (Prometheus Operator v0.93.0 objects)",
                           not errors, [], "\n".join(errors)))
-        steps.extend(_chart_rule_steps(out_dir, objects, label))
+        from stackgen.check_chart_rules import chart_rule_steps
+
+        steps.extend(chart_rule_steps(out_dir, objects, label))
         steps.append(_chart_alertmanager_step(objects, label))
     return list(steps)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import glob
 import os
 import shutil
+import tempfile
 
 from stackgen import promtool_tests
 from stackgen.check import Step, _rule_test_step, failed_promtool_cases
@@ -69,3 +70,47 @@ def chart_rule_tests(tmp: str, tests: list, promtool: str, label: str, differ: l
             f"({', '.join(differ[:5])}{', ...' if len(differ) > 5 else ''}): their tests ran "
             f"on the rendered groups")
     return Step(name, not failed, [promtool, "test", "rules", *copies], output, note)
+
+
+def chart_rule_steps(out_dir: str, objects: list[dict], label: str) -> list[Step]:
+    """promtool on the rule groups of the rendered PrometheusRules: `check rules`, and the
+    Compose stack's rule tests (prometheus/tests/*.test.yml) run against them. A rendered
+    file whose groups are, as data, those of its prometheus/rules/ file is proven by that
+    comparison (promtool checks and tests those files anyway); the others go to promtool."""
+    import yaml
+
+    from stackgen.check import find_promtool, missing, rendered_rule_files, run
+
+    promtool = find_promtool()
+    tests = sorted(glob.glob(os.path.join(out_dir, "prometheus", "tests", "*.test.yml")))
+    check_name = f"promtool check rules ({label} PrometheusRules)"
+    if not promtool:
+        return [missing(check_name, "promtool")] + \
+            ([missing(f"promtool test rules ({label} PrometheusRules)", "promtool")]
+             if tests else [])
+    rendered = rendered_rule_files(objects)
+    if not rendered:
+        return [Step(check_name, False, [], "the chart renders no PrometheusRule")]
+    differ = differing_rule_files(compose_rule_files(out_dir), rendered)
+    steps = []
+    with tempfile.TemporaryDirectory(prefix="stackgen-helm-") as tmp:
+        os.makedirs(os.path.join(tmp, "rules"))
+        paths = []
+        for name in differ:
+            if name not in rendered:
+                continue
+            paths.append(os.path.join(tmp, "rules", name))
+            with open(paths[-1], "w", encoding="utf-8") as fh:
+                yaml.dump(rendered[name], fh, sort_keys=False, allow_unicode=True,
+                          Dumper=getattr(yaml, "CSafeDumper", yaml.SafeDumper))
+        if paths:
+            steps.append(run(check_name, [promtool, "check", "rules", "--lint=all",
+                                          "--lint-fatal", *paths]))
+        else:
+            steps.append(Step(check_name, True, [], note=(
+                f"the chart renders the very rule groups of prometheus/rules/ ({len(rendered)} "
+                f"files, compared file by file as data), which `promtool check rules` "
+                f"checked above")))
+        if tests:
+            steps.append(chart_rule_tests(tmp, tests, promtool, label, differ))
+    return steps

@@ -143,19 +143,43 @@ def _atomic_write(path: str, data: bytes, mode: int) -> None:
         raise
 
 
-def write(out_dir: str, artifacts: list[Artifact]) -> Diff:
+def write_files(out_dir: str, artifacts: list) -> tuple[list, list]:
+    """(missing, stale): write each of `artifacts` whose file is missing or holds other
+    bytes (atomically), in order; the manifest is not among them."""
+    missing, stale = [], []
+    for a in artifacts:
+        have = _read(os.path.join(out_dir, a.path))
+        if have is None:
+            missing.append(a.path)
+        elif have == a.data:
+            continue
+        else:
+            stale.append(a.path)
+        _atomic_write(os.path.join(out_dir, a.path), a.data, a.mode)
+    return missing, stale
+
+
+def write(out_dir: str, artifacts: list, worker=None) -> Diff:
     """Write what changed (each file atomically), then remove files the previous build made
     and this one does not, then the manifest last: an interrupted write never leaves a
-    manifest that vouches for files it did not write."""
-    d = diff(out_dir, artifacts)
+    manifest that vouches for files it did not write. With a build `worker`
+    (stackgen/parallel.py), `artifacts` holds its files as `Planned`: it writes those
+    beside this process, and the manifest waits for it."""
+    from stackgen.parallel import Planned
+
     wanted = {a.path for a in artifacts}
-    changed = set(d.missing) | set(d.stale)
-    manifest = None
-    for a in artifacts:
-        if a.path == MANIFEST:
-            manifest = a
-        elif a.path in changed:
-            _atomic_write(os.path.join(out_dir, a.path), a.data, a.mode)
+    manifest = next((a for a in artifacts if a.path == MANIFEST), None)
+    local = [a for a in artifacts if a is not manifest and not isinstance(a, Planned)]
+    if worker is not None:
+        worker.write()
+    try:
+        missing, stale = write_files(out_dir, local)
+    finally:
+        if worker is not None:  # wait for it even when this process failed
+            theirs = worker.written()
+    if worker is not None:
+        missing += theirs[0]
+        stale += theirs[1]
     removed = []
     for rel, sha in sorted(previous_files(out_dir).items()):
         full = os.path.join(out_dir, rel)
@@ -163,11 +187,14 @@ def write(out_dir: str, artifacts: list[Artifact]) -> Diff:
             os.unlink(full)
             removed.append(rel)
             _prune(os.path.dirname(full), out_dir)
-    if manifest is not None and manifest.path in changed:
-        _atomic_write(os.path.join(out_dir, manifest.path), manifest.data, manifest.mode)
-    d.extra = [p for p in d.extra if p not in removed]
-    d.removed = removed
-    return d
+    if manifest is not None:
+        have = _read(os.path.join(out_dir, manifest.path))
+        if have != manifest.data:
+            (missing if have is None else stale).append(manifest.path)
+            _atomic_write(os.path.join(out_dir, manifest.path), manifest.data, manifest.mode)
+    extra = [p for p in _files_under(out_dir) if p not in wanted] if os.path.isdir(out_dir) \
+        else []
+    return Diff(missing=sorted(missing), stale=sorted(stale), extra=extra, removed=removed)
 
 
 def _prune(folder: str, root: str) -> None:

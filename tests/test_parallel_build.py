@@ -1,0 +1,152 @@
+"""`build` of a large stack forks a worker (stackgen/parallel.py): the same bytes as the serial
+build, nothing written when the output check fails, and a failing worker is an error."""
+
+import os
+import sys
+
+import pytest
+
+from conftest import ROOT, SPEC, copy_spec
+from stackgen import build as B
+from stackgen import parallel, writer
+
+sys.path.insert(0, os.path.join(ROOT, "scripts"))
+import bench  # noqa: E402  (the benchmark's generated specs)
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="fork: Linux only")
+
+
+def _tree(folder) -> dict:
+    out = {}
+    for path in sorted(folder.rglob("*")):
+        if path.is_file():
+            out[str(path.relative_to(folder))] = path.read_bytes()
+    return out
+
+
+@pytest.fixture(scope="module")
+def large_spec(tmp_path_factory):
+    return bench.make_spec(str(tmp_path_factory.mktemp("large")), parallel.MIN_GROUPS + 2)
+
+
+@pytest.fixture
+def forking(monkeypatch):
+    """Fork for any stack (the default spec is below MIN_GROUPS), and count the forks."""
+    forks = []
+    real = parallel.Worker.__init__
+
+    def counted(self, *args):
+        forks.append(args)
+        real(self, *args)
+
+    monkeypatch.setenv("STACKGEN_PARALLEL_MIN", "1")
+    monkeypatch.delenv("STACKGEN_JOBS", raising=False)
+    monkeypatch.setattr(parallel.Worker, "__init__", counted)
+    monkeypatch.setattr(parallel, "usable", lambda model: True)
+    return forks
+
+
+@pytest.mark.parametrize("which", ["default", "large"])
+def test_the_forked_build_writes_the_bytes_of_the_serial_build(
+        which, large_spec, tmp_path, monkeypatch, forking):
+    spec = copy_spec(SPEC, tmp_path / "spec") if which == "default" else large_spec
+    par = B.build(str(spec), str(tmp_path / "par"), create_secrets=False)
+    assert not par.failed, par.problems
+    assert len(forking) == 1
+    monkeypatch.setattr(parallel, "usable", lambda model: False)
+    ser = B.build(str(spec), str(tmp_path / "ser"), create_secrets=False)
+    assert len(forking) == 1
+    assert _tree(tmp_path / "par") == _tree(tmp_path / "ser")
+    assert par.written == ser.written and len(par.artifacts) == len(ser.artifacts)
+
+
+def test_the_default_limit_forks_for_a_large_stack_only(large_spec, spec_copy, monkeypatch):
+    from stackgen.spec import load
+
+    monkeypatch.delenv("STACKGEN_JOBS", raising=False)
+    monkeypatch.delenv("STACKGEN_PARALLEL_MIN", raising=False)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
+    small, _ = load(str(spec_copy), out_dir="generated")
+    large, _ = load(large_spec, out_dir="generated")
+    assert not parallel.usable(small)
+    assert parallel.usable(large)
+    monkeypatch.setenv("STACKGEN_JOBS", "1")
+    assert not parallel.usable(large)
+    monkeypatch.delenv("STACKGEN_JOBS")
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0})
+    assert not parallel.usable(large)
+
+
+def test_a_rebuild_rewrites_stale_files_of_both_processes_and_removes_old_ones(
+        spec_copy, tmp_path, forking):
+    out = tmp_path / "out"
+    assert not B.build(str(spec_copy), str(out), create_secrets=False).failed
+    theirs = out / "grafana" / "dashboards" / "ml-platform-overview.json"  # the worker's
+    ours = out / "prometheus" / "prometheus.yml"  # this process's
+    assert theirs.exists() and ours.exists()
+    theirs.write_text("edited\n")
+    ours.write_text("edited\n")
+    before = _tree(out)
+    # a file the last build made and this one does not: the manifest vouches for it
+    import json
+
+    manifest = json.loads((out / "manifest.json").read_text())
+    (out / "prometheus" / "rules" / "old.yml").write_text("old\n")
+    from stackgen.generators.manifest import sha256
+
+    manifest["files"]["prometheus/rules/old.yml"] = sha256(b"old\n")
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    res = B.build(str(spec_copy), str(out), create_secrets=False)
+    assert not res.failed, res.problems
+    assert sorted(res.written) == ["grafana/dashboards/ml-platform-overview.json",
+                                   "manifest.json", "prometheus/prometheus.yml"]
+    assert res.removed == ["prometheus/rules/old.yml"]
+    after = _tree(out)
+    assert after[str(theirs.relative_to(out))] != before[str(theirs.relative_to(out))]
+    assert not (out / "prometheus" / "rules" / "old.yml").exists()
+    assert B.lint(str(spec_copy), str(out)).problems == []
+
+
+def test_nothing_is_written_when_a_path_of_the_worker_is_blocked(spec_copy, tmp_path, forking):
+    out = tmp_path / "out"
+    (out / "grafana").mkdir(parents=True)
+    (out / "grafana" / "dashboards").write_text("a file where a folder goes\n")
+    res = B.build(str(spec_copy), str(out), create_secrets=False)
+    assert res.failed
+    assert any(p.check.startswith("output/") for p in res.problems), res.problems
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*")) == \
+        ["grafana", "grafana/dashboards"]
+    assert len(forking) == 1
+
+
+def test_a_write_error_of_the_worker_is_an_error_of_build(spec_copy, tmp_path, monkeypatch,
+                                                            forking):
+    real = writer.write_files
+
+    def failing(out_dir, artifacts):
+        if any(a.path.startswith("helm/") for a in artifacts):  # the worker's share
+            raise OSError(28, "No space left on device", os.path.join(out_dir, "helm"))
+        return real(out_dir, artifacts)
+
+    monkeypatch.setattr(writer, "write_files", failing)  # the forked worker inherits it
+    out = tmp_path / "out"
+    res = B.build(str(spec_copy), str(out), create_secrets=False)
+    assert res.failed
+    [p] = [p for p in res.problems if p.is_error]
+    assert p.check == "output/write" and "No space left on device" in p.message
+    assert not (out / "manifest.json").exists()  # nothing vouches for a partial build
+
+
+def test_a_bug_in_the_worker_is_raised_with_its_traceback(spec_copy, tmp_path, monkeypatch,
+                                                          forking):
+    from stackgen.generators import helm_chart
+
+    def broken(model):
+        raise KeyError("a generator bug")
+
+    monkeypatch.setattr(helm_chart, "generate", broken)
+    out = tmp_path / "out"
+    with pytest.raises(RuntimeError) as exc:
+        B.build(str(spec_copy), str(out), create_secrets=False)
+    assert "a generator bug" in str(exc.value) and "Traceback" in str(exc.value)
+    assert not out.exists() or not any(out.rglob("*"))
