@@ -41,19 +41,15 @@ class Planned:
 
 
 def usable(model) -> bool:
-    """Whether `build` forks a worker for `model`: a Linux machine with more than one core
-    (fork is not safe everywhere), a stack of at least MIN_GROUPS groups, and not
-    STACKGEN_JOBS=1."""
-    if os.environ.get("STACKGEN_JOBS", "").strip() == "1":
-        return False
+    """Whether `build` forks a worker for `model`: on Linux (fork is not safe everywhere),
+    with more than one job (`STACKGEN_JOBS`, else the cores: as `check`), for a stack of at
+    least MIN_GROUPS groups (`STACKGEN_PARALLEL_MIN`)."""
+    from stackgen.promtool_tests import jobs
+
     if not sys.platform.startswith("linux") or not hasattr(os, "fork"):
         return False
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:
-        cores = os.cpu_count() or 1
-    return cores > 1 and len(model.groups) >= int(os.environ.get("STACKGEN_PARALLEL_MIN",
-                                                                 MIN_GROUPS))
+    least = os.environ.get("STACKGEN_PARALLEL_MIN", "")
+    return jobs() > 1 and len(model.groups) >= (int(least) if least.isdigit() else MIN_GROUPS)
 
 
 class Worker:
