@@ -19,17 +19,29 @@ def _path(data, schema_text: str) -> str | None:
 
     if not lint_cache._enabled():
         return None
-    try:
-        from importlib.metadata import version
-
-        engine = version("jsonschema")
-    except Exception:  # no metadata: never trust a remembered result
+    engine = _engine()
+    if engine is None:  # no installed jsonschema found: never trust a remembered result
         return None
     h = hashlib.sha256(f"{engine}|".encode())
     h.update(schema_text.encode("utf-8"))
     h.update(repr(data).encode("utf-8"))
     base = os.path.dirname(lint_cache._folder())
     return os.path.join(base, "schema", h.hexdigest())
+
+
+def _engine() -> str | None:
+    """The installed jsonschema, as the names of its dist-info folders beside it (they hold
+    its version), without importing it or importlib.metadata (16 ms of a 0.3 s lint)."""
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec("jsonschema")
+        site = os.path.dirname(os.path.dirname(spec.origin))
+        found = sorted(n for n in os.listdir(site)
+                       if n.startswith("jsonschema-") and n.endswith(".dist-info"))
+    except (AttributeError, TypeError, ValueError, OSError):
+        return None
+    return "|".join(found) or None
 
 
 def known_valid(data, schema_text: str) -> bool:
