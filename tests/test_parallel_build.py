@@ -150,3 +150,23 @@ def test_a_bug_in_the_worker_is_raised_with_its_traceback(spec_copy, tmp_path, m
         B.build(str(spec_copy), str(out), create_secrets=False)
     assert "a generator bug" in str(exc.value) and "Traceback" in str(exc.value)
     assert not out.exists() or not any(out.rglob("*"))
+
+
+def test_the_rule_files_of_a_model_are_made_once_per_build(spec_copy, tmp_path, monkeypatch):
+    """The routing check of the loader and the generators share one computation of the
+    rule files (it was made three times: for the loader's model, then again for the
+    final model in each process)."""
+    from stackgen.generators import prometheus_rules
+
+    calls = []
+    real = prometheus_rules._rule_files
+
+    def counted(model):
+        calls.append(model)
+        return real(model)
+
+    monkeypatch.setattr(prometheus_rules, "_rule_files", counted)
+    monkeypatch.setattr(parallel, "usable", lambda model: False)
+    assert not B.build(str(spec_copy), str(tmp_path / "out"), create_secrets=False).failed
+    # rule_tests lets the data go (memory) and asks for the stack's rules only
+    assert len(calls) == 1, len(calls)

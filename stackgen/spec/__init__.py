@@ -115,11 +115,9 @@ def _one(src, spec_path: str, out_dir: str, strict: bool, sha: str, env: str | N
     if problems:
         raise SpecError(problems)
     problems = values.check(src)
-    model, more = mapping.to_model(src, spec_path, out_dir, sha, strict=strict)
+    model, more = mapping.to_model(src, spec_path, out_dir, sha, strict=strict, env=env)
     flagged = {p.pos for p in problems if p.is_error}  # one error per value: the first layer's
     problems += [p for p in more if not (p.is_error and p.pos in flagged)]
     if any(p.is_error for p in problems):
         raise SpecError(problems)
-    model = dataclasses.replace(model, env=env,
-                                spec_name=source_label(model.stack.name, env))
     return model, sorted(problems, key=lambda p: p.sort_key())

@@ -420,7 +420,9 @@ class _Mapper:
         return tuple(out)
 
     # -- all ------------------------------------------------------------------------------
-    def model(self, d: dict, spec_sha: str, spec_name: str) -> Model:
+    def model(self, d: dict, spec_sha: str, env: str | None) -> Model:
+        from stackgen.spec import source_label
+
         if isinstance(d.get("version"), float):
             self.error(("version",), "schema/const", f"version: {d['version']} is not allowed; "
                        "expected 1 (the only supported version)")
@@ -448,7 +450,7 @@ class _Mapper:
             stack=stack, groups=tuple(groups), alerting=alerting,
             dashboards_overview=dash.get("overview", True),
             dashboards_per_group=dash.get("per_service", True),
-            spec_sha256=spec_sha, spec_name=spec_name,
+            spec_sha256=spec_sha, spec_name=source_label(stack.name, env), env=env,
             spec_dir=os.path.relpath(self.spec_dir, os.path.abspath(self.out_dir)).replace(
                 os.sep, "/"),
             secrets=tuple(sorted(self.secrets.values(), key=lambda s: s.name)),
@@ -463,8 +465,11 @@ class _Mapper:
         return model
 
 
-def to_model(src: Source, spec_path: str, out_dir: str, spec_sha: str, strict=False):
-    """Map a schema-valid spec to the model; returns (model, problems)."""
+def to_model(src: Source, spec_path: str, out_dir: str, spec_sha: str, strict=False,
+             env: str | None = None):
+    """Map a schema-valid spec (of environment `env`) to the model; returns (model,
+    problems). The model is final: the routing check's rule files (prometheus_rules keeps
+    them for the model) are those the generators use."""
     m = _Mapper(src, spec_path, out_dir, strict)
-    model = m.model(src.data, spec_sha, os.path.basename(spec_path))
+    model = m.model(src.data, spec_sha, env)
     return model, m.problems
