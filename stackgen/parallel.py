@@ -2,10 +2,10 @@
 
 Generating is pure Python, so one process uses one core. For a stack of many groups, `build`
 forks one worker after the spec is loaded (it inherits the model: nothing is pickled) that
-generates the rule files, the dashboards and the Helm chart (the chart wraps those very
-files, so they stay in one process), while the main process generates the rest (rule tests,
-routing tests, configuration). The worker sends back only the paths and hashes of its files
-and keeps their bytes, so neither process holds every file at once.
+generates the dashboards, the Helm chart's copies of them and the routing tests (about half
+of the work), while the main process generates the rest (rule files, rule tests,
+configuration, the chart itself). The worker sends back only the paths and hashes of its files and keeps
+their bytes, so neither process holds every file at once.
 
 The order of `build` is kept: every path of both shares is checked (`outplan.check_output`)
 before anything is written. Only then does the worker hear "write" (else "stop"); both
@@ -25,8 +25,9 @@ from dataclasses import dataclass
 
 from stackgen.generators import GENERATORS
 
-# What the worker generates; the main process generates the other generators of GENERATORS.
-WORKER_SHARE = ("prometheus_rules", "grafana_dashboards", "helm_chart")
+# The worker makes the dashboards, the Helm chart's copies of them and the routing tests
+# (about half of the work); the main process makes the rest, the chart itself included.
+WORKER_SHARE = ("grafana_dashboards", "routing_tests")
 # Below this many groups the fork costs more than it saves (a build of 40 groups: ~0.5 s).
 MIN_GROUPS = 40
 
@@ -123,11 +124,18 @@ def _work(conn, model, folder: str) -> None:
     from stackgen.generators.manifest import sha256
 
     try:
-        artifacts = []
+        from stackgen.generators import grafana_dashboards, helm_chart
+
+        boards = grafana_dashboards.generate(model)
+        artifacts = boards + helm_chart.dashboard_copies(model, boards)
         for name in WORKER_SHARE:
-            artifacts.extend(importlib.import_module(f"stackgen.generators.{name}")
-                             .generate(model))
-        conn.send(("planned", [(a.path, a.mode, sha256(a.data)) for a in artifacts]))
+            if name != "grafana_dashboards":
+                artifacts.extend(importlib.import_module(f"stackgen.generators.{name}")
+                                 .generate(model))
+        hashes: dict = {}  # a copy has the bytes of its dashboard: hashed once
+        conn.send(("planned", [(a.path, a.mode, hashes.get(id(a.content)) or
+                                hashes.setdefault(id(a.content), sha256(a.data)))
+                               for a in artifacts]))
         if conn.recv() != "write":
             return
         missing, stale = writer.write_files(folder, artifacts)
@@ -151,12 +159,17 @@ def build_artifacts(model, folder: str):
 
     worker = Worker(model, folder)
     try:
+        from stackgen.generators import helm_chart
+
         out: list = []
         for name in GENERATORS:
             if name in WORKER_SHARE:
                 continue
             if name == "rule_tests":
                 prometheus_rules.release(model)
+            if name == "helm_chart":  # its copies of the dashboards: the worker's
+                out.extend(helm_chart.chart(model))
+                continue
             out.extend(importlib.import_module(f"stackgen.generators.{name}").generate(model))
         out.extend(worker.planned())
     except BaseException:

@@ -124,8 +124,8 @@ def test_a_write_error_of_the_worker_is_an_error_of_build(spec_copy, tmp_path, m
     real = writer.write_files
 
     def failing(out_dir, artifacts):
-        if any(a.path.startswith("helm/") for a in artifacts):  # the worker's share
-            raise OSError(28, "No space left on device", os.path.join(out_dir, "helm"))
+        if any(a.path.startswith("grafana/dashboards/") for a in artifacts):  # the worker's
+            raise OSError(28, "No space left on device", os.path.join(out_dir, "grafana"))
         return real(out_dir, artifacts)
 
     monkeypatch.setattr(writer, "write_files", failing)  # the forked worker inherits it
@@ -141,10 +141,10 @@ def test_a_bug_in_the_worker_is_raised_with_its_traceback(spec_copy, tmp_path, m
                                                           forking):
     from stackgen.generators import helm_chart
 
-    def broken(model):
+    def broken(model, boards):
         raise KeyError("a generator bug")
 
-    monkeypatch.setattr(helm_chart, "generate", broken)
+    monkeypatch.setattr(helm_chart, "dashboard_copies", broken)  # the worker calls it
     out = tmp_path / "out"
     with pytest.raises(RuntimeError) as exc:
         B.build(str(spec_copy), str(out), create_secrets=False)

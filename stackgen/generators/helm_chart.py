@@ -213,6 +213,25 @@ def _selector_text(group: Group) -> str:
 def generate(model: Model) -> list[Artifact]:
     if "helm" not in model.stack.outputs:  # stack.outputs leaves it out
         return []
+    boards = grafana_dashboards.generate(model)
+    if [a.path for a in boards] != grafana_dashboards.paths(model):  # a bug, never the user's
+        raise RuntimeError("grafana_dashboards.paths is out of step with its dashboards")
+    return chart(model) + dashboard_copies(model, boards)
+
+
+def dashboard_copies(model: Model, boards: list[Artifact]) -> list[Artifact]:
+    """files/dashboards/*.json: the very dashboards of grafana/dashboards/ (`boards`)."""
+    if "helm" not in model.stack.outputs:
+        return []
+    return [Artifact(f"{chart_dir(model)}/files/dashboards/{a.path.rsplit('/', 1)[1]}",
+                     a.content) for a in boards]
+
+
+def chart(model: Model) -> list[Artifact]:
+    """The chart without its copies of the dashboards (`dashboard_copies`): a build on two
+    cores makes those where the dashboards are made (stackgen/parallel.py)."""
+    if "helm" not in model.stack.outputs:
+        return []
     if DATASOURCE_UID != TEMPLATE_DATASOURCE_UID:  # a bug: the template would miss the uid
         raise RuntimeError("templates/helm/dashboards.yaml.j2 replaces another datasource uid")
     base = chart_dir(model)
@@ -246,9 +265,8 @@ def generate(model: Model) -> list[Artifact]:
                                      "job": g.job, "namespace": g.kubernetes.namespace,
                                      "selector": _selector_text(g), "port": g.kubernetes.port})
     dashboards = []
-    for a in grafana_dashboards.generate(model):
-        file = a.path.rsplit("/", 1)[1]
-        out.append(Artifact(f"{base}/files/dashboards/{file}", a.content))
+    for path in grafana_dashboards.paths(model):
+        file = path.rsplit("/", 1)[1]
         stem = file[:-len(".json")]
         dashboards.append({"file": file, "short": stem[len(model.stack.name) + 1:]
                            if stem.startswith(model.stack.name + "-") else stem})
