@@ -381,6 +381,30 @@ def test_test_override_builds_fast_local_stack(tmp_path):
     assert src.data["stack"]["scrape_interval"] == "15s"  # the loaded data is not changed
 
 
+def test_test_override_drops_route_time_intervals_and_says_so(tmp_path):
+    """A smoke run checks every incident's delivery whatever the hour: the routes' mute and
+    active time intervals are dropped from the spec under test, and a note names them (the
+    web shop's warnings to email are muted in the evenings and on weekends)."""
+    spec = os.path.join(os.path.dirname(__file__), "specs", "envs", "webshop.yaml")
+    src, _ = load_file(spec)
+    from stackgen.spec.environments import merged
+
+    data = merged(src, "production").data
+    counts = override.target_counts(data)
+    targets = {(g, i): f"127.0.0.1:{20000 + n}" for n, (g, i) in enumerate(
+        (g, i) for g, c in counts.items() for i in range(c))}
+    ov = override.apply(data, str(tmp_path / "spec"), targets,
+                        lambda integ, r, i: f"http://127.0.0.1:1/{integ}/{r}/{i}",
+                        "127.0.0.1:2525")
+    text = open(ov.spec).read()
+    assert "time_intervals" not in text
+    notes = "\n".join(ov.notes)
+    assert "mute_time_intervals [offhours]" in notes and "active_time_intervals" in notes
+    built, _, _ = compile_spec(ov.spec, str(tmp_path / "out"))
+    assert all(not r.mute_time_intervals and not r.active_time_intervals
+               for r in built.alerting.routes)
+
+
 # -- stackgen up --------------------------------------------------------------------------
 def _listening(pid: int) -> list[str]:
     """Local addresses of the TCP sockets `pid` listens on."""
@@ -653,3 +677,23 @@ def test_no_listener_is_left_on_the_ports_of_a_run(servers, tmp_path):
     for port in ports:
         with socket.socket() as s:
             assert s.connect_ex(("127.0.0.1", port)) != 0, f"port {port} still answers"
+
+
+def test_a_custom_quotient_of_raw_gauges_named_like_counters_is_healthy_and_drivable():
+    """`pg_stat_activity_count` read raw is a gauge (postgres_exporter's), whatever its name
+    says: the demo serves it as one, so a quotient of it sits at a healthy value and an
+    incident moves it past its threshold (it was served as a counter: an ever-growing ratio
+    that fired at rest and could not be driven)."""
+    from stackgen.runtime.simulation import GAUGE, free_inputs
+
+    model, _ = load(os.path.join(os.path.dirname(__file__), "specs", "envs", "webshop.yaml"),
+                    out_dir="generated", env="production")
+    assert free_inputs(model)["postgres"]["pg_stat_activity_count"].kind == GAUGE
+    sim = Sim(model)
+    assert not [n for n in sim.notes if "pg_connections_used" in n], sim.notes
+    [v] = sim.kpi_values()["postgres/pg_connections_used"].values()
+    assert 0 < v < 0.8
+    kpi = next(k for g in model.groups if g.name == "postgres" for k in g.kpis
+               if k.name == "pg_connections_used")
+    group = next(g for g in model.groups if g.name == "postgres")
+    assert sim.solve(group, kpi, 0.97) is not None

@@ -64,13 +64,20 @@ def _confs(value) -> list:
     return value if isinstance(value, list) else [value]
 
 
-def _routes(routes: list):
-    for r in routes or []:
+def _routes(routes: list, notes: list, path: str = "alerting.routes"):
+    """Short timings on every route; mute and active time intervals dropped (a smoke run
+    checks every incident's delivery, whatever the hour), each named in `notes`."""
+    for i, r in enumerate(routes or []):
         for key, value in (("group_wait", GROUP_WAIT), ("group_interval", GROUP_INTERVAL),
                            ("repeat_interval", REPEAT)):
             if key in r:
                 r[key] = value
-        _routes(r.get("routes"))
+        for key in ("mute_time_intervals", "active_time_intervals"):
+            names = r.pop(key, None)
+            if names:
+                notes.append(f"{path}[{i}]: {key} [{', '.join(map(str, names))}] dropped: "
+                             "smoke checks each incident's delivery whatever the hour")
+        _routes(r.get("routes"), notes, f"{path}[{i}].routes")
 
 
 def apply(data: dict, spec_dir: str, targets: dict, sink_url, smtp_address: str) -> Override:
@@ -119,7 +126,8 @@ def apply(data: dict, spec_dir: str, targets: dict, sink_url, smtp_address: str)
     alerting["group_wait"] = GROUP_WAIT
     alerting["group_interval"] = GROUP_INTERVAL
     alerting["repeat_interval"] = REPEAT
-    _routes(alerting.get("routes"))
+    _routes(alerting.get("routes"), ov.notes)
+    alerting.pop("time_intervals", None)  # no route names them any more
     smtp = alerting.get("smtp")
     if smtp is not None:
         smtp["smarthost"] = smtp_address

@@ -231,8 +231,9 @@ def free_inputs(model: Model) -> dict:
                 owner = by_job[job] if job in by_job else g
                 if metric in served[owner.name]:
                     continue
-                kind = COUNTER if in_rate or metric.endswith(("_total", "_count", "_sum",
-                                                              "_bucket")) else GAUGE
+                # read raw, a series is a gauge whatever its name (postgres_exporter's
+                # pg_stat_activity_count); read through rate() & co., a counter
+                kind = COUNTER if in_rate else GAUGE
                 inp = out[owner.name].setdefault(metric, FreeInput(metric, kind))
                 if in_rate:
                     inp.kind = COUNTER
