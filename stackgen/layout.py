@@ -85,6 +85,16 @@ def stack_title(model: Model) -> str:
     return f"{_title_base(model)} / Monitoring stack"
 
 
+def dashboard_uids(model: Model) -> list[str]:
+    """Every dashboard's uid, in the order grafana_dashboards makes them (the Helm chart's
+    README lists them without building them; helm_chart.generate checks that they agree)."""
+    uids = [overview_uid(model)] if model.dashboards_overview else []
+    if model.dashboards_per_group:
+        uids += [group_uid(model, g) for g in model.groups]
+        uids += [containers_uid(model), stack_uid(model)]
+    return uids
+
+
 def relative_url(uid_: str, title: str) -> str:
     """A link between dashboards: relative, so it works under any Grafana address."""
     return f"/d/{uid_}/{slug(title)}"

@@ -488,13 +488,8 @@ def dashboards(model: Model) -> list[dict]:
 
 
 def paths(model: Model) -> list[str]:
-    """The dashboards' paths, in the order of `generate`, without building them (the Helm
-    chart's README lists them; helm_chart.generate checks that the two agree)."""
-    uids = [layout.overview_uid(model)] if model.dashboards_overview else []
-    if model.dashboards_per_group:
-        uids += [layout.group_uid(model, g) for g in model.groups]
-        uids += [layout.containers_uid(model), layout.stack_uid(model)]
-    return [f"{DIR}/{uid}.json" for uid in uids]
+    """The dashboards' paths, in the order of `generate`, without building them."""
+    return [f"{DIR}/{uid}.json" for uid in layout.dashboard_uids(model)]
 
 
 @per_model
