@@ -112,3 +112,46 @@ def run_in_process(*args):
     if res.exception is not None and not isinstance(res.exception, SystemExit):
         raise res.exception  # a traceback a user would see
     return res
+
+
+# Tests that take long on the clock, longest first: most wait on live servers (smoke, up).
+# Under pytest-xdist they start first, one at the head of each worker's share in turn, so
+# that they run beside the CPU-bound rest instead of forming the run's tail (they were
+# collected last: test_runtime.py, and finished 30 to 50 s after everything else).
+LONG_ON_THE_CLOCK = (
+    "tests/test_runtime.py::test_smoke_fails_naming_what_broke",
+    "tests/test_runtime.py::test_smoke_passes_for_the_project_spec",
+    "tests/test_runtime.py::test_up_runs_on_loopback_and_stops_on_sigint",
+    "tests/test_build.py::test_installed_package_ships_templates_and_schema",
+    "tests/test_tools.py::test_reference_spec_builds_and_checks",
+    "tests/test_runtime.py::test_smoke_passes_for_the_reference_spec_from_the_cli",
+    "tests/test_real_series.py::",
+    "tests/test_fuzz.py::",
+    "tests/test_environments.py::test_webshop_both_environments",
+    "tests/test_runtime.py::test_no_listener_is_left",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    workers = getattr(config, "workerinput", {}).get("workercount", 1)
+    if workers < 2:
+        return
+
+    def rank(item):
+        return next((i for i, p in enumerate(LONG_ON_THE_CLOCK) if item.nodeid.startswith(p)),
+                    None)
+
+    long = sorted((it for it in items if rank(it) is not None), key=rank)
+    rest = [it for it in items if rank(it) is None]
+    # the shares xdist's worksteal scheduler deals out first: contiguous, in this order
+    sizes, left = [], len(items)
+    for i in range(workers):
+        sizes.append(left // (workers - i))
+        left -= sizes[-1]
+    heads = [long[j::workers] for j in range(workers)]
+    out = []
+    for head, size in zip(heads, sizes):
+        take = max(0, size - len(head))
+        out += head + rest[:take]
+        rest = rest[take:]
+    items[:] = out + rest
