@@ -86,12 +86,13 @@ class Worker:
         return rest[0], rest[1]
 
     def stop(self) -> None:
-        """Nothing is written: the worker ends without touching the disk."""
+        """Nothing is written: the worker ends without touching the disk (it writes only
+        after `write()`, so one still generating is simply ended)."""
         try:
             self._conn.send("stop")
         except (OSError, ValueError):
             pass
-        self._join()
+        self._join(timeout=1)
 
     def _recv(self):
         try:
@@ -101,8 +102,8 @@ class Worker:
             return ("error", f"the build worker ended (exit code {self._proc.exitcode}) "
                              "without a word")
 
-    def _join(self) -> None:
-        self._proc.join(timeout=60)
+    def _join(self, timeout: float = 60) -> None:
+        self._proc.join(timeout=timeout)
         if self._proc.is_alive():
             self._proc.kill()
             self._proc.join()
@@ -118,11 +119,13 @@ def _raise(kind: str, rest: list):
 
 def _work(conn, model, folder: str) -> None:
     """The worker: generate its share, send the plan, then write or stop as it is told."""
+    import signal
     import traceback
 
     from stackgen import writer
     from stackgen.generators.manifest import sha256
 
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
     try:
         from stackgen.generators import grafana_dashboards, helm_chart
 

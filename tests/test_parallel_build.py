@@ -170,3 +170,29 @@ def test_the_rule_files_of_a_model_are_made_once_per_build(spec_copy, tmp_path, 
     assert not B.build(str(spec_copy), str(tmp_path / "out"), create_secrets=False).failed
     # rule_tests lets the data go (memory) and asks for the stack's rules only
     assert len(calls) == 1, len(calls)
+
+
+def test_ctrl_c_during_a_forked_build_writes_nothing_and_leaves_no_process(tmp_path):
+    """Ctrl-C while the two processes generate: the worker ignores it (the main process
+    handles it) and is ended without writing; the command stops at once with click's
+    "Aborted!" (no traceback) and leaves no process behind."""
+    import signal
+    import subprocess
+    import time
+
+    from conftest import stackgen_cmd
+
+    spec = bench.make_spec(str(tmp_path), 300)
+    out = tmp_path / "out"
+    proc = subprocess.Popen([*stackgen_cmd(), "build", spec, "--out", str(out), "--no-secrets"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "STACKGEN_JOBS": "2"}, start_new_session=True)
+    time.sleep(1.0)  # loading or generating: far from the first write
+    os.killpg(proc.pid, signal.SIGINT)  # as a terminal's Ctrl-C: the whole process group
+    start = time.monotonic()
+    _, err = proc.communicate(timeout=30)
+    assert time.monotonic() - start < 5
+    assert proc.returncode != 0 and "Aborted!" in err and "Traceback" not in err, err
+    assert not out.exists() or not any(out.rglob("*"))
+    left = subprocess.run(["pgrep", "-f", spec], capture_output=True, text=True).stdout
+    assert not left.strip(), left
