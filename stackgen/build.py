@@ -75,7 +75,7 @@ def build(spec: str, out_dir: str, strict=False, create_secrets=True, env=None) 
     workers = {}  # folder -> the forked worker of a large stack (stackgen/parallel.py)
     found = []
     for folder, model in loaded:
-        if len(loaded) == 1 and parallel.usable(model):
+        if parallel.usable(model):  # each environment's worker waits for every check
             artifacts, workers[folder] = parallel.build_artifacts(model, folder)
         else:
             artifacts = build_artifacts(model)

@@ -7,8 +7,8 @@ of the work), while the main process generates the rest (rule files, rule tests,
 configuration, the chart itself). The worker sends back only the paths and hashes of its files and keeps
 their bytes, so neither process holds every file at once.
 
-The order of `build` is kept: every path of both shares is checked (`outplan.check_output`)
-before anything is written. Only then does the worker hear "write" (else "stop"); both
+The order of `build` is kept: every path of both shares (of every environment, each with its
+own worker) is checked (`outplan.check_output`) before anything is written. Only then does the worker hear "write" (else "stop"); both
 processes write their files beside each other, and the main process removes what the last
 build made and no longer does, and writes the manifest last, once the worker has written
 every file it vouches for. A worker that fails is an error of `build` (a write error as

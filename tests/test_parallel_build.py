@@ -46,16 +46,26 @@ def forking(monkeypatch):
     return forks
 
 
-@pytest.mark.parametrize("which", ["default", "large"])
+@pytest.mark.parametrize("which", ["default", "large", "environment", "environments"])
 def test_the_forked_build_writes_the_bytes_of_the_serial_build(
         which, large_spec, tmp_path, monkeypatch, forking):
-    spec = copy_spec(SPEC, tmp_path / "spec") if which == "default" else large_spec
-    par = B.build(str(spec), str(tmp_path / "par"), create_secrets=False)
+    env = None
+    if which == "default":
+        spec = copy_spec(SPEC, tmp_path / "spec")
+    elif which == "large":
+        spec = large_spec
+    else:  # one environment of a spec with several (its folder under --out), or each
+        import shutil
+
+        shutil.copytree(os.path.join(ROOT, "tests", "specs", "envs"), tmp_path / "envs")
+        spec = tmp_path / "envs" / "webshop.yaml"
+        env = "production" if which == "environment" else None
+    par = B.build(str(spec), str(tmp_path / "par"), create_secrets=False, env=env)
     assert not par.failed, par.problems
-    assert len(forking) == 1
+    assert len(forking) == (2 if which == "environments" else 1)
     monkeypatch.setattr(parallel, "usable", lambda model: False)
-    ser = B.build(str(spec), str(tmp_path / "ser"), create_secrets=False)
-    assert len(forking) == 1
+    ser = B.build(str(spec), str(tmp_path / "ser"), create_secrets=False, env=env)
+    assert len(forking) == (2 if which == "environments" else 1)
     assert _tree(tmp_path / "par") == _tree(tmp_path / "ser")
     assert par.written == ser.written and len(par.artifacts) == len(ser.artifacts)
 
@@ -196,3 +206,17 @@ def test_ctrl_c_during_a_forked_build_writes_nothing_and_leaves_no_process(tmp_p
     assert not out.exists() or not any(out.rglob("*"))
     left = subprocess.run(["pgrep", "-f", spec], capture_output=True, text=True).stdout
     assert not left.strip(), left
+
+
+def test_no_environment_is_written_when_a_path_of_another_is_blocked(tmp_path, forking):
+    """Each environment has its worker; none writes until every folder's paths passed."""
+    import shutil
+
+    shutil.copytree(os.path.join(ROOT, "tests", "specs", "envs"), tmp_path / "envs")
+    out = tmp_path / "out"
+    (out / "staging" / "grafana").mkdir(parents=True)
+    (out / "staging" / "grafana" / "dashboards").write_text("a file where a folder goes\n")
+    res = B.build(str(tmp_path / "envs" / "webshop.yaml"), str(out), create_secrets=False)
+    assert res.failed and len(forking) == 2
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*")) == \
+        ["staging", "staging/grafana", "staging/grafana/dashboards"]
