@@ -697,3 +697,31 @@ def test_a_custom_quotient_of_raw_gauges_named_like_counters_is_healthy_and_driv
                if k.name == "pg_connections_used")
     group = next(g for g in model.groups if g.name == "postgres")
     assert sim.solve(group, kpi, 0.97) is not None
+
+
+def test_smoke_takes_the_groups_resolution_as_the_critical_alerts_when_they_share_a_group():
+    """Without `severity` in group_by, a KPI's critical and warning alerts share an
+    Alertmanager group. When the critical resolves while the value still sits between the
+    thresholds, the warning fires uninhibited, and the group's RESOLVED notification
+    carries only the warning. That is the critical's resolution as the on-call sees it (a
+    search team's indexer failed smoke on this); with severity in group_by it is not."""
+    from stackgen.model import Route
+    from stackgen.runtime.sinks import Delivery
+    from stackgen.runtime.smoke_incident import resolved_endpoints, severities_share_a_group
+
+    crit, warn = "error ratio of indexer above 10%", "error ratio of indexer above 1%"
+    deliveries = [
+        Delivery(1.0, "webhook", "audit", "firing", f"critical\n{crit}\n{warn}"),
+        Delivery(5.0, "webhook", "audit", "resolved", f"warning\n{warn}"),
+        Delivery(5.0, "email", "mail", "resolved", f"WARNING ErrorRateHigh: {warn}"),
+    ]
+    ep = {("webhook", "audit", 0), ("email", "mail", 0)}
+    assert resolved_endpoints(deliveries, 2.0, "critical", crit, None) == set()
+    assert resolved_endpoints(deliveries, 2.0, "critical", crit, warn) == ep
+    assert resolved_endpoints(deliveries, 6.0, "critical", crit, warn) == set()
+    routes = (Route(receiver="a", matchers=('team="x"',)),)
+    assert severities_share_a_group(("alertname", "team"), routes)
+    assert not severities_share_a_group(("alertname", "severity"), routes)
+    assert not severities_share_a_group(("...",), routes)
+    assert not severities_share_a_group(
+        ("alertname",), (Route(receiver="a", group_by=("severity",)),))

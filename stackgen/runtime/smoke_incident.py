@@ -49,6 +49,32 @@ def mentions(d, severity: str, summary: str) -> bool:
     return summary in d.text
 
 
+def resolved_endpoints(deliveries, since: float, severity: str, summary: str,
+                       warning_summary: str | None) -> set:
+    """Endpoints with a RESOLVED notification since `since` that carries the alert, or (when
+    `warning_summary` is given: the two severities share an Alertmanager group) the same
+    KPI's warning: once the critical resolves with the value between the thresholds, the
+    warning fires uninhibited and the group's resolution names only the warning."""
+    out = {d.endpoint for d in deliveries
+           if d.at >= since and d.status == "resolved" and mentions(d, severity, summary)}
+    if warning_summary:
+        out |= {d.endpoint for d in deliveries if d.at >= since and d.status == "resolved"
+                and mentions(d, "warning", warning_summary)}
+    return out
+
+
+def severities_share_a_group(group_by: tuple, routes: tuple) -> bool:
+    """Whether a KPI's warning and critical alerts (the same labels but `severity`) land in
+    one Alertmanager group under every route: no group_by anywhere names severity or `...`."""
+    def fine(gb) -> bool:
+        return gb is None or not ({"severity", "..."} & set(gb))
+
+    def walk(rs) -> bool:
+        return all(fine(r.group_by) and walk(r.routes) for r in rs)
+
+    return fine(group_by) and walk(routes)
+
+
 def endpoint_text(e: tuple) -> str:
     return f"{e[0]}:{e[1]}" + (f"#{e[2]}" if e[2] else "")
 
@@ -154,10 +180,16 @@ def run_incident(ctx: Ctx, p: Planned) -> Check:
             c.fail(f"{label} still active {time.time() - t_end:.0f}s after the {what} ended")
         else:
             steps.append(f"resolved {time.time() - t0:.1f}s")
-            got = ctx.wait(lambda: expected <= arrived("resolved", t_end), time.time() + 12)
+            shared = w_summary if w_summary and severities_share_a_group(
+                ctx.model.alerting.group_by, ctx.model.alerting.routes) else None
+
+            def resolved():
+                return resolved_endpoints(ctx.deliveries(), t_end, m.severity, summary, shared)
+
+            got = ctx.wait(lambda: expected <= resolved(), time.time() + 12)
             if got is None and expected:
                 c.fail(f"{label}: no resolved notification at "
-                       f"{endpoints_text(expected - arrived('resolved', t_end))}")
+                       f"{endpoints_text(expected - resolved())}")
             elif expected:
                 steps.append(f"resolved notice {time.time() - t0:.1f}s")
         # 7. nowhere else, and no warning while the critical fired
