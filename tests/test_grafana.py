@@ -250,7 +250,11 @@ def test_slo_panels_match_the_model(spec):
             objective = got["objective"]
             assert objective["targets"][0]["expr"] == f"slo:objective:ratio{sel}"
             assert objective["fieldConfig"]["defaults"]["unit"] == "percentunit"
-            assert objective["fieldConfig"]["defaults"]["decimals"] == 2
+            # the objective reads as written (99.95%, not 99.950%; 99.9% as 99.90%)
+            d = objective["fieldConfig"]["defaults"]["decimals"]
+            shown = f"{slo.objective * 100:.{d}f}"
+            assert float(shown) == round(slo.objective * 100, 9), (shown, slo.objective)
+            assert d == 2 or not shown.endswith("0"), shown
 
             sli = got["sli"]
             assert sli["targets"][0]["expr"] == f"1 - slo:sli_error:ratio_rate{slo.period}{sel}"

@@ -333,10 +333,11 @@ def slo_query(record: str, group: Group, slo: Slo) -> str:
     return f'{record}{{sloth_id="{slo_rules.sloth_id(group, slo)}"}}'
 
 
-def slo_decimals(slo: Slo) -> int:
-    """Enough decimals to tell the SLI from its objective: one more than the objective has."""
+def slo_decimals(slo: Slo, extra: int = 1) -> int:
+    """Decimals of a percentage of `slo`, at least 2: one more than the objective has (to tell
+    the SLI from its objective), or `extra=0` the objective's own (99.95% reads 99.95%)."""
     text = fmt_number(round(slo.objective * 100, 9))
-    return max(2, len(text.partition(".")[2]) + 1)
+    return max(2, len(text.partition(".")[2]) + extra)
 
 
 def slo_field_config(unit: str, steps: list, decimals: int | None = None, **extra) -> dict:
@@ -370,7 +371,7 @@ def slo_panel(group: Group, i: int, slo: Slo, name: str, grid: dict) -> dict:
                         "Recording rule: `slo:objective:ratio`",
             targets=[_target(slo_query("slo:objective:ratio", group, slo), "objective")],
             field_config=slo_field_config("percentunit", [{"color": "text", "value": None}],
-                                          slo_decimals(slo)),
+                                          slo_decimals(slo, extra=0)),
             options={**options("stat"), "colorMode": "none", "graphMode": "none"})
     if name == "sli":
         record = f"slo:sli_error:ratio_rate{slo.period}"
