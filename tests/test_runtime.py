@@ -725,3 +725,18 @@ def test_smoke_takes_the_groups_resolution_as_the_critical_alerts_when_they_shar
     assert not severities_share_a_group(("...",), routes)
     assert not severities_share_a_group(
         ("alertname",), (Route(receiver="a", group_by=("severity",)),))
+
+
+def test_an_incident_drives_a_kpi_to_the_side_of_its_thresholds():
+    """GPU utilization with only `warning_below` (idle GPUs) gets the `gpu-idle` incident;
+    `smoke` of that spec crashed on its default `gpu-busy`, which crosses nothing."""
+    from stackgen.runtime.smoke_plan import plan_one
+
+    spec = os.path.join(os.path.dirname(__file__), "specs", "good", "dashboards_off.yaml")
+    model, _ = load(spec, out_dir="generated")
+    exporter = DemoExporter(model)
+    inc = exporter.plan("dcgm/utilization")
+    assert inc.kind == "gpu-idle" and inc.threshold is not None and inc.threshold.below
+    planned = plan_one(model, exporter, "dcgm/utilization")
+    assert planned.main.alertname == "GpuUtilizationLow"
+    assert exporter.plan("dcgm/memory").kind == "gpu-memory-full"  # its default still

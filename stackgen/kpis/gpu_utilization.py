@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from stackgen.kpis.base import ABOVE, GAUGE, KpiKind, KpiShape, Param, clamp, selector
+from stackgen.kpis.base import ABOVE, BELOW, GAUGE, KpiKind, KpiShape, Param, clamp, selector
 from stackgen.kpis.synth import gauge, series_text
 from stackgen.model import GPUS, Series
 
@@ -30,7 +30,7 @@ class GpuUtilization(KpiKind):
                  gauge([(v * 100, n) for v, n in levels]))]
 
     healthy = 0.45
-    incidents = {"gpu-busy": ABOVE}
+    incidents = {"gpu-busy": ABOVE, "gpu-idle": BELOW}  # idle: `warning_below` (wasted GPUs)
     default_incident = "gpu-busy"
     serves_always = True
 

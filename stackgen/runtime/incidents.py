@@ -109,7 +109,7 @@ class Incidents:
             raise IncidentError(f"{g.name} has no KPI {kpi!r} (KPIs: "
                                 f"{', '.join(x.name for x in g.kpis) or 'none'})")
         kinds = K.incident_kinds()
-        kind = kind or K.of(k).default_incident
+        kind = kind or self.default_kind(k)
         if kind not in kinds:
             raise IncidentError(f"unknown incident kind {kind!r} (kinds: "
                                 f"{', '.join([*kinds, DOWN])})")
@@ -142,6 +142,18 @@ class Incidents:
                                     f"{value:g}: no input of `{k.expr}` moves it there")
         return Incident(self.next_id(), g.name, kind, kpi=k.name, targets=targets,
                         value=value, threshold=main, crossed=crossed, overrides=overrides)
+
+    @staticmethod
+    def default_kind(kpi: Kpi) -> str:
+        """The KPI's default incident, or where its thresholds are all on the other side
+        (GPU utilization with only `warning_below`), its kind's incident for that side."""
+        kinds = K.incident_kinds()
+        default = K.of(kpi).default_incident
+        direction = kinds[default][1]
+        if direction is None or any(t.below == (direction == BELOW) for t in kpi.thresholds):
+            return default
+        return next((n for n, (applies, d) in kinds.items()
+                     if applies == kpi.kind and d is not None and d != direction), default)
 
     def aim(self, kpi: Kpi, direction, severity, healthy):
         """(value, main threshold) of an incident that pushes `kpi` to `direction`."""

@@ -66,6 +66,9 @@ def plan_one(model: Model, exporter: DemoExporter, kpi_id: str) -> Planned:
         base["instance"] = g.targets[inc.targets[0]]  # its kind drives (gpu 0, say)
         base.update(K.of(kpi).series_labels)
     t = inc.threshold
+    if t is None:  # no incident of its kind drives it to the side of its thresholds
+        raise IncidentError(f"no incident of a {kpi.kind} KPI drives {inc.kpi_id} past its "
+                            f"thresholds ({', '.join(x.text for x in kpi.thresholds)})")
     name = R.alert_name(kpi, t)
     urls = (kpi.runbook_url or g.runbook_url, layout.kpi_url(model, g, index))
     main = Expect(name, t.severity, {"alertname": name, "severity": t.severity, **base}, *urls)
