@@ -740,3 +740,23 @@ def test_an_incident_drives_a_kpi_to_the_side_of_its_thresholds():
     planned = plan_one(model, exporter, "dcgm/utilization")
     assert planned.main.alertname == "GpuUtilizationLow"
     assert exporter.plan("dcgm/memory").kind == "gpu-memory-full"  # its default still
+
+
+def test_test_override_stands_a_demo_target_in_for_kubernetes_services(tmp_path):
+    """A group scraped only through Kubernetes Services gets one demo target (the override
+    left it with `targets: []`, and smoke stopped on its own invalid spec)."""
+    spec = os.path.join(os.path.dirname(__file__), "specs", "good", "kubernetes.yaml")
+    src, _ = load_file(spec)
+    counts = override.target_counts(src.data)
+    assert counts["checkout"] == 1 and counts["cluster-nodes"] == 1
+    targets = {(g, i): f"127.0.0.1:{20000 + n}" for n, (g, i) in enumerate(
+        (g, i) for g, c in counts.items() for i in range(c))}
+    ov = override.apply(src.data, str(tmp_path / "spec"), targets,
+                        lambda integ, r, i: f"http://127.0.0.1:1/{integ}/{r}/{i}",
+                        "127.0.0.1:2525")
+    model, _, _ = compile_spec(ov.spec, str(tmp_path / "out"))
+    by_name = {g.name: g for g in model.groups}
+    assert by_name["checkout"].targets == (targets[("checkout", 0)],)
+    assert all(g.kubernetes is None for g in model.groups)
+    assert any("services.checkout: its Kubernetes Services -> one demo target" in n
+               for n in ov.notes)

@@ -104,9 +104,14 @@ def apply(data: dict, spec_dir: str, targets: dict, sink_url, smtp_address: str)
     if "admin_password_file" in grafana:
         grafana["admin_password_file"] = secret("smoke-grafana-admin-password",
                                                 _random.token_urlsafe(16))
+    counts = target_counts(data)
     for kind in (HOSTS, GPUS, SERVICES):
         for name, group in (data.get(kind) or {}).items():
-            group["targets"] = [targets[(name, i)] for i in range(len(group.get("targets", [])))]
+            if group.pop("kubernetes", None) is not None:
+                stand_in = "its demo targets" if group.get("targets") else "one demo target"
+                ov.notes.append(f"{kind}.{name}: its Kubernetes Services -> {stand_in} (the "
+                                "native run has no service discovery)")
+            group["targets"] = [targets[(name, i)] for i in range(counts[name])]
             if group.pop("scheme", "http") != "http":
                 ov.notes.append(f"{kind}.{name}: scheme https -> http (the demo exporter "
                                 "serves plain HTTP)")
@@ -168,11 +173,13 @@ def apply(data: dict, spec_dir: str, targets: dict, sink_url, smtp_address: str)
 
 
 def target_counts(data: dict) -> dict:
-    """{group name: number of targets} from the spec data."""
+    """{group name: number of demo targets}: one per static target, and one for a group
+    scraped only through Kubernetes Services (the native run has no service discovery)."""
     out = {}
     for kind in (HOSTS, GPUS, SERVICES):
         for name, group in (data.get(kind) or {}).items():
-            out[name] = len((group or {}).get("targets", []) or [])
+            n = len((group or {}).get("targets", []) or [])
+            out[name] = n or (1 if (group or {}).get("kubernetes") else 0)
     return out
 
 
