@@ -760,3 +760,37 @@ def test_test_override_stands_a_demo_target_in_for_kubernetes_services(tmp_path)
     assert all(g.kubernetes is None for g in model.groups)
     assert any("services.checkout: its Kubernetes Services -> one demo target" in n
                for n in ov.notes)
+
+
+def test_smoke_knows_which_configs_send_no_resolved_and_which_have_their_own_slack_text(
+        tmp_path):
+    """receivers.yaml: `send_resolved: false` configs get no RESOLVED expectation, a Slack
+    config with its own title/text is recognised by the alert's summary or description (its
+    template, not stackgen's), and the always-firing heartbeat is not a noisy baseline;
+    smoke of that good spec failed on all three."""
+    from stackgen.runtime.smoke_checks import check_baseline
+
+    spec = os.path.join(os.path.dirname(__file__), "specs", "good", "receivers.yaml")
+    src, _ = load_file(spec)
+    counts = override.target_counts(src.data)
+    targets = {(g, i): f"127.0.0.1:{20000 + n}" for n, (g, i) in enumerate(
+        (g, i) for g, c in counts.items() for i in range(c))}
+    ov = override.apply(src.data, str(tmp_path / "spec"), targets,
+                        lambda integ, r, i: f"http://127.0.0.1:1/{integ}/{r}/{i}",
+                        "127.0.0.1:2525")
+    assert ov.no_resolved == {("slack", "chat", 0), ("email", "mail-many", 1),
+                              ("webhook", "hooks", 1)}
+    assert ov.custom_text == {("slack", "chat", 0)}
+
+    class FakeLive:
+        def __init__(self, alerts):
+            self.alerts = alerts
+
+        def prom_alerts(self):
+            return self.alerts
+
+    heartbeat = {"labels": {"alertname": "Heartbeat", "kpi": "heartbeat"}, "state": "firing"}
+    assert check_baseline(FakeLive([heartbeat]), 0).ok
+    cpu = {"labels": {"alertname": "HostCpuHigh", "kpi": "cpu", "severity": "warning"},
+           "state": "pending", "value": "0.9"}
+    assert not check_baseline(FakeLive([heartbeat, cpu]), 0).ok

@@ -52,6 +52,10 @@ class Override:
     spec: str  # path of the overridden spec
     endpoints: dict = field(default_factory=dict)  # receiver -> [(integration, index), ...]
     emails: dict = field(default_factory=dict)  # address -> (receiver, index)
+    # (integration, receiver, index) of configs with `send_resolved: false`, and of Slack
+    # configs with their own `title` or `text` (the message is the user's template)
+    no_resolved: set = field(default_factory=set)
+    custom_text: set = field(default_factory=set)
     pagerduty_urls: dict = field(default_factory=dict)  # (receiver, index) -> URL
     smtp_user: str | None = None
     smtp_password: str | None = None
@@ -147,6 +151,10 @@ def apply(data: dict, spec_dir: str, targets: dict, sink_url, smtp_address: str)
         for integration in INTEGRATIONS:
             for i, conf in enumerate(_confs(rec.get(integration))):
                 eps.append((integration, i))
+                if conf.get("send_resolved") is False:
+                    ov.no_resolved.add((integration, rname, i))
+                if integration == "slack" and (conf.get("title") or conf.get("text")):
+                    ov.custom_text.add((integration, rname, i))
                 if integration == "slack":
                     conf["api_url_file"] = secret(f"smoke-slack-{rname}-{i}",
                                                   sink_url("slack", rname, i))

@@ -50,16 +50,17 @@ def mentions(d, severity: str, summary: str) -> bool:
 
 
 def resolved_endpoints(deliveries, since: float, severity: str, summary: str,
-                       warning_summary: str | None) -> set:
+                       warning_summary: str | None, match=None) -> set:
     """Endpoints with a RESOLVED notification since `since` that carries the alert, or (when
     `warning_summary` is given: the two severities share an Alertmanager group) the same
     KPI's warning: once the critical resolves with the value between the thresholds, the
     warning fires uninhibited and the group's resolution names only the warning."""
+    match = match or mentions
     out = {d.endpoint for d in deliveries
-           if d.at >= since and d.status == "resolved" and mentions(d, severity, summary)}
+           if d.at >= since and d.status == "resolved" and match(d, severity, summary)}
     if warning_summary:
         out |= {d.endpoint for d in deliveries if d.at >= since and d.status == "resolved"
-                and mentions(d, "warning", warning_summary)}
+                and match(d, "warning", warning_summary)}
     return out
 
 
@@ -125,9 +126,17 @@ def run_incident(ctx: Ctx, p: Planned) -> Check:
                                     ctx.model.alerting.default_receiver, am["labels"])
         expected = ctx.endpoints(receivers)
 
+        description = ann.get("description", "")
+
+        def match(d, sev, text):
+            """The notification carries the alert: its line, or (a Slack config with its
+            own title or text) its summary or description anywhere."""
+            return mentions(d, sev, text) or d.endpoint in ctx.ov.custom_text and (
+                text in d.text or bool(description) and description in d.text)
+
         def arrived(status, since, sev=m.severity, text=summary):
             return {d.endpoint for d in ctx.deliveries()
-                    if d.at >= since and d.status == status and mentions(d, sev, text)}
+                    if d.at >= since and d.status == status and match(d, sev, text)}
 
         # 4. notified, exactly where the routes say
         got = ctx.wait(lambda: expected <= arrived("firing", t0) and arrived("firing", t0),
@@ -142,8 +151,8 @@ def run_incident(ctx: Ctx, p: Planned) -> Check:
         else:
             steps.append(f"-> {endpoints_text(expected)} {time.time() - t0:.1f}s")
             for d in ctx.deliveries():
-                if d.at >= t0 and d.endpoint in expected and d.status == "firing" and \
-                        mentions(d, m.severity, summary):
+                if d.at >= t0 and d.endpoint in expected - ctx.ov.custom_text and \
+                        d.status == "firing" and mentions(d, m.severity, summary):
                     missing = [u for u in (m.runbook, m.dashboard) if u and u not in d.text]
                     if missing:
                         c.fail(f"{label}: the {endpoint_text(d.endpoint)} message lacks "
@@ -184,13 +193,15 @@ def run_incident(ctx: Ctx, p: Planned) -> Check:
                 ctx.model.alerting.group_by, ctx.model.alerting.routes) else None
 
             def resolved():
-                return resolved_endpoints(ctx.deliveries(), t_end, m.severity, summary, shared)
+                return resolved_endpoints(ctx.deliveries(), t_end, m.severity, summary, shared,
+                                          match)
 
-            got = ctx.wait(lambda: expected <= resolved(), time.time() + 12)
-            if got is None and expected:
+            promised = expected - ctx.ov.no_resolved  # `send_resolved: false` sends none
+            got = ctx.wait(lambda: promised <= resolved(), time.time() + 12)
+            if got is None and promised:
                 c.fail(f"{label}: no resolved notification at "
-                       f"{endpoints_text(expected - resolved())}")
-            elif expected:
+                       f"{endpoints_text(promised - resolved())}")
+            elif promised:
                 steps.append(f"resolved notice {time.time() - t0:.1f}s")
         # 7. nowhere else, and no warning while the critical fired
         extra = arrived("firing", t0) - expected
