@@ -794,3 +794,22 @@ def test_smoke_knows_which_configs_send_no_resolved_and_which_have_their_own_sla
     cpu = {"labels": {"alertname": "HostCpuHigh", "kpi": "cpu", "severity": "warning"},
            "state": "pending", "value": "0.9"}
     assert not check_baseline(FakeLive([heartbeat, cpu]), 0).ok
+
+
+def test_custom_kpis_on_a_free_histogram_and_on_a_byte_sized_gauge_are_healthy_and_drivable():
+    """services_custom.yaml: a p99 over a histogram no built-in KPI serves gets `le`
+    buckets (a latency distribution the solver can move), and a heap in bytes is solved
+    however far its value is from the demo's starting 1.0 (both were "cannot choose
+    healthy inputs", and smoke failed on their empty panels)."""
+    spec = os.path.join(os.path.dirname(__file__), "specs", "good", "services_custom.yaml")
+    model, _ = load(spec, out_dir="generated")
+    sim = Sim(model)
+    assert not [n for n in sim.notes if "cannot choose" in n], sim.notes
+    values = sim.kpi_values()
+    [p99] = values["api/p99_latency"].values()
+    [heap] = values["api/heap_bytes"].values()
+    assert 0 < p99 < 0.75 and 0 < heap < 2 * 2**30
+    api = next(g for g in model.groups if g.name == "api")
+    for name, target in (("p99_latency", 3.0), ("heap_bytes", 5.2e9)):
+        kpi = next(k for k in api.kpis if k.name == name)
+        assert sim.solve(api, kpi, target) is not None, name

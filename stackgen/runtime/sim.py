@@ -135,6 +135,14 @@ class Sim(Incidents):
         for chosen in options:
             start = {k: self.param(k[0], None, k[1], overrides, active=False) or 1.0
                      for k in chosen}
+            # start where a proportional input would give the target (a heap in bytes is
+            # ~1e9 times the demo's 1.0: beyond the grid below); the grid then searches
+            ov0 = dict(overrides)
+            ov0.update({(g, None, key): v for (g, key), v in start.items()})
+            v0 = self.value(group, kpi, ov0)
+            if v0 is not None and v0 > 0 and target > 0 and math.isfinite(v0) and \
+                    not 1e-3 <= target / v0 <= 1e3:
+                start = {k: v * target / v0 for k, v in start.items()}
 
             def f(m, chosen=chosen, start=start):
                 ov = dict(overrides)

@@ -80,6 +80,10 @@ def healthy_value(kpi: Kpi, default: float) -> float:
     return baseline(kpi, bool(below))
 
 
+# The Prometheus client libraries' default histogram buckets (s), for a free `_bucket` input.
+FREE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, math.inf)
+
+
 def counter_family(metric: str) -> tuple[str, str]:
     """(family, type) that exposes a counter sample named `metric`."""
     return (metric[:-6], "counter") if metric.endswith("_total") else (metric, "unknown")
@@ -198,6 +202,16 @@ class GroupSim:
         scale = p(LOAD) * wobble(LOAD) if self.group.kind == SERVICES else 1.0
         for inp in self.free.values():
             k = max(0.0, p(f"free:{inp.metric}"))
+            if inp.kind == COUNTER and inp.metric.endswith("_bucket"):
+                # a histogram no KPI serves: its parameter is the typical value (the mean of
+                # an exponential distribution over the client libraries' default buckets)
+                for labels in inp.label_sets:
+                    for le in FREE_BUCKETS:
+                        share = 1.0 if le == math.inf else 1 - math.exp(-le / max(k, 1e-9))
+                        add(inp.metric, "unknown", inp.metric,
+                            {**labels, "le": "+Inf" if le == math.inf else f"{le:g}"},
+                            COUNTER, scale * share)
+                continue
             if inp.kind == COUNTER:
                 fam, ftype = counter_family(inp.metric)
                 value = scale * k
