@@ -157,13 +157,10 @@ def build_artifacts(model, folder: str):
     """(artifacts, worker): the main process's share of `model`'s artifacts, the worker's
     files as `Planned`, sorted by path, with the manifest last (as
     `generators.build_artifacts`); the worker waits for `write()` or `stop()`."""
-    from stackgen.artifact import Artifact
-    from stackgen.generators import manifest, prometheus_rules
+    from stackgen.generators import finish, helm_chart, prometheus_rules
 
     worker = Worker(model, folder)
     try:
-        from stackgen.generators import helm_chart
-
         out: list = []
         for name in GENERATORS:
             if name in WORKER_SHARE:
@@ -175,17 +172,7 @@ def build_artifacts(model, folder: str):
                 continue
             out.extend(importlib.import_module(f"stackgen.generators.{name}").generate(model))
         out.extend(worker.planned())
+        return finish(model, out), worker
     except BaseException:
         worker.stop()
         raise
-    seen: set = set()
-    dupes = {a.path for a in out if a.path in seen or seen.add(a.path)}
-    if dupes:  # a bug in a generator, never a user error
-        worker.stop()
-        raise RuntimeError(f"two generators wrote the same path: {sorted(dupes)}")
-    out.sort(key=lambda a: a.path)
-    hashes = {a.path: (a.sha if isinstance(a, Planned) else manifest.sha256(a.data))
-              for a in out}
-    out.append(manifest.from_hashes(model, hashes))
-    assert isinstance(out[-1], Artifact)
-    return out, worker

@@ -42,8 +42,6 @@ GENERATORS = (
 
 def build_artifacts(model) -> list[Artifact]:
     """Every artifact of `model`, sorted by path, with the manifest last."""
-    from stackgen.generators import manifest
-
     out: list[Artifact] = []
     from stackgen.generators import prometheus_rules
 
@@ -52,10 +50,19 @@ def build_artifacts(model) -> list[Artifact]:
             prometheus_rules.release(model)  # the rule files' data: no longer read
         module = importlib.import_module(f"stackgen.generators.{name}")
         out.extend(module.generate(model))
+    return finish(model, out)
+
+
+def finish(model, out: list) -> list:
+    """`out` (artifacts, or files a build worker made: stackgen/parallel.py) sorted by path,
+    with the manifest last; two files of one path are a generator's bug."""
+    from stackgen.generators import manifest
+
     seen: set = set()
     dupes = {a.path for a in out if a.path in seen or seen.add(a.path)}
     if dupes:  # a bug in a generator, never a user error
         raise RuntimeError(f"two generators wrote the same path: {sorted(dupes)}")
     out.sort(key=lambda a: a.path)
-    out.append(manifest.generate(model, out))
+    hashes = {a.path: getattr(a, "sha", None) or manifest.sha256(a.data) for a in out}
+    out.append(manifest.generate(model, hashes))
     return out
