@@ -356,14 +356,20 @@ def test_runtime_mapping_of_prometheus_and_alertmanager(tmp_path):
     assert "/run/secrets/" not in json.dumps(new)
 
 
-def test_test_override_builds_fast_local_stack(tmp_path):
-    src, _ = load_file(REFERENCE)
-    counts = override.target_counts(src.data)
+def _overridden(data: dict, tmp_path):
+    """(override, targets): `data` through smoke's test override, demo ports 20000 on."""
+    counts = override.target_counts(data)
     targets = {(g, i): f"127.0.0.1:{20000 + n}" for n, (g, i) in enumerate(
         (g, i) for g, c in counts.items() for i in range(c))}
-    ov = override.apply(src.data, str(tmp_path / "spec"), targets,
+    ov = override.apply(data, str(tmp_path / "spec"), targets,
                         lambda integ, r, i: f"http://127.0.0.1:1/{integ}/{r}/{i}",
                         "127.0.0.1:2525")
+    return ov, targets
+
+
+def test_test_override_builds_fast_local_stack(tmp_path):
+    src, _ = load_file(REFERENCE)
+    ov, targets = _overridden(src.data, tmp_path)
     model, _, _ = compile_spec(ov.spec, str(tmp_path / "out"))
     assert model.stack.scrape_interval == "1s" and model.stack.rate_window == "5s"
     assert {k.for_ for g in model.groups for k in g.kpis} == {"2s"}
@@ -390,12 +396,7 @@ def test_test_override_drops_route_time_intervals_and_says_so(tmp_path):
     from stackgen.spec.environments import merged
 
     data = merged(src, "production").data
-    counts = override.target_counts(data)
-    targets = {(g, i): f"127.0.0.1:{20000 + n}" for n, (g, i) in enumerate(
-        (g, i) for g, c in counts.items() for i in range(c))}
-    ov = override.apply(data, str(tmp_path / "spec"), targets,
-                        lambda integ, r, i: f"http://127.0.0.1:1/{integ}/{r}/{i}",
-                        "127.0.0.1:2525")
+    ov, targets = _overridden(data, tmp_path)
     text = open(ov.spec).read()
     assert "time_intervals" not in text
     notes = "\n".join(ov.notes)
@@ -749,11 +750,7 @@ def test_test_override_stands_a_demo_target_in_for_kubernetes_services(tmp_path)
     src, _ = load_file(spec)
     counts = override.target_counts(src.data)
     assert counts["checkout"] == 1 and counts["cluster-nodes"] == 1
-    targets = {(g, i): f"127.0.0.1:{20000 + n}" for n, (g, i) in enumerate(
-        (g, i) for g, c in counts.items() for i in range(c))}
-    ov = override.apply(src.data, str(tmp_path / "spec"), targets,
-                        lambda integ, r, i: f"http://127.0.0.1:1/{integ}/{r}/{i}",
-                        "127.0.0.1:2525")
+    ov, targets = _overridden(src.data, tmp_path)
     model, _, _ = compile_spec(ov.spec, str(tmp_path / "out"))
     by_name = {g.name: g for g in model.groups}
     assert by_name["checkout"].targets == (targets[("checkout", 0)],)
@@ -772,12 +769,7 @@ def test_smoke_knows_which_configs_send_no_resolved_and_which_have_their_own_sla
 
     spec = os.path.join(os.path.dirname(__file__), "specs", "good", "receivers.yaml")
     src, _ = load_file(spec)
-    counts = override.target_counts(src.data)
-    targets = {(g, i): f"127.0.0.1:{20000 + n}" for n, (g, i) in enumerate(
-        (g, i) for g, c in counts.items() for i in range(c))}
-    ov = override.apply(src.data, str(tmp_path / "spec"), targets,
-                        lambda integ, r, i: f"http://127.0.0.1:1/{integ}/{r}/{i}",
-                        "127.0.0.1:2525")
+    ov, targets = _overridden(src.data, tmp_path)
     assert ov.no_resolved == {("slack", "chat", 0), ("email", "mail-many", 1),
                               ("webhook", "hooks", 1)}
     assert ov.custom_text == {("slack", "chat", 0)}
