@@ -34,24 +34,9 @@ def compile_spec(spec: str, out_dir: str, strict: bool = False):
     return model, build_artifacts(model), warnings
 
 
-def compile_all(spec: str, out_dir: str, strict: bool = False, env: str | None = None):
-    """([(folder, model, artifacts)], warnings): the spec's one stack in `out_dir`, or each
-    of its environments (or only `env`) in `out_dir/<environment>`. Raises SpecError."""
-    import os
-
-    from stackgen.generators import build_artifacts
-    from stackgen.spec import load_all
-
-    found, warnings = [], []
-    for name, model, w in load_all(spec, out_dir, strict, env):
-        found.append((os.path.join(out_dir, name) if name else out_dir, model,
-                      build_artifacts(model)))
-        warnings += [p for p in w if p not in warnings]
-    return found, warnings
-
-
 def _load_all(spec: str, out_dir: str, strict: bool = False, env: str | None = None):
-    """([(folder, model)], warnings): compile_all without generating."""
+    """([(folder, model)], warnings): the spec's one stack in `out_dir`, or each of its
+    environments (or only `env`) in `out_dir/<environment>`. Raises SpecError."""
     import os
 
     from stackgen.spec import load_all

@@ -188,10 +188,9 @@ def write(out_dir: str, artifacts: list, worker=None) -> Diff:
             removed.append(rel)
             _prune(os.path.dirname(full), out_dir)
     if manifest is not None:
-        have = _read(os.path.join(out_dir, manifest.path))
-        if have != manifest.data:
-            (missing if have is None else stale).append(manifest.path)
-            _atomic_write(os.path.join(out_dir, manifest.path), manifest.data, manifest.mode)
+        m, s = write_files(out_dir, [manifest])
+        missing += m
+        stale += s
     extra = [p for p in _files_under(out_dir) if p not in wanted] if os.path.isdir(out_dir) \
         else []
     return Diff(missing=sorted(missing), stale=sorted(stale), extra=extra, removed=removed)
