@@ -250,6 +250,8 @@ class _Mapper:
                            "across instances); read a histogram in response_time, or alert on "
                            "the summary's quantile with response_time's thresholds", at_key=True)
                 continue
+            if kind == "latency" and "histogram" not in kd["response_time"]:
+                continue  # response_time names no source: reported at the KPI
             flt = kpis[needs[kind]].filter if needs[kind] in kpis else None  # else: an error
             objective = U.parse_ratio(s["objective"])
             window = s.get("window", "30d")
