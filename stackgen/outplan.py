@@ -125,4 +125,17 @@ def check_output(out_dir: str, artifacts, secret_paths=()) -> list[Problem]:
                 "folder stackgen can write in (a spec read from a pipe such as <(cat spec) has "
                 "no folder for its secrets); create the secret file, or pass --no-secrets",
                 file=path)
+            continue
+        limit = _limit(folder, "PC_NAME_MAX", 255)
+        long = [p for p in os.path.relpath(path, folder).split(os.sep)
+                if len(p.encode("utf-8")) > limit]
+        if long:
+            err("output/name-too-long", f"cannot create the secret placeholder: the name "
+                f"{long[0][:60]!r}... is {len(long[0].encode('utf-8'))} bytes; the file "
+                f"system allows {limit}; shorten it in the spec, create the file, or pass "
+                "--no-secrets", file=path[:200])
+        elif len(os.path.abspath(path).encode("utf-8")) >= _limit(folder, "PC_PATH_MAX", 4096):
+            err("output/name-too-long", "cannot create the secret placeholder: the path is "
+                "longer than the file system allows; shorten it in the spec, create the "
+                "file, or pass --no-secrets", file=path[:200])
     return problems

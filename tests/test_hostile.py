@@ -304,6 +304,19 @@ def test_a_name_too_long_for_the_file_system(tmp_path, spec):
     assert not (tmp_path / "out").exists()
 
 
+def test_a_secret_file_name_too_long_for_the_file_system(tmp_path, spec):
+    """build creates missing secret placeholders: a name the file system refuses is found
+    before the first write (it failed half way: the output was written, then the
+    placeholder could not be; found by fuzzing the receivers spec)."""
+    spec.write_text(spec.read_text().replace(
+        "admin_password_file: secrets/grafana_admin_password",
+        "admin_password_file: secrets/" + "a" * 300))
+    res = _refused(spec, tmp_path / "out", tmp_path, "output/name-too-long")
+    assert not (tmp_path / "out").exists()
+    [p] = [p for p in res.problems if p.check == "output/name-too-long"]
+    assert "secret" in p.message and "--no-secrets" in p.message, p.message
+
+
 def test_a_spec_from_a_pipe_cannot_get_secret_placeholders(tmp_path):
     before = _snapshot(tmp_path)
     proc = subprocess.run(["bash", "-c", f'{" ".join(stackgen_cmd())} build <(cat {SPEC}) '
