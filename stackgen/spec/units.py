@@ -38,30 +38,25 @@ def duration_seconds(text: str) -> float:
 
 def format_duration(seconds: float) -> str:
     """Shortest Prometheus duration for `seconds` (e.g. 3600 -> '1h', 90 -> '1m30s')."""
-    ms = round(seconds * 1000)
-    if ms <= 0:
-        return "0s"
-    out = []
-    for unit in _DURATION_ORDER:
-        size = round(_DURATION_UNITS[unit] * 1000)
-        if unit in ("y", "w"):
-            continue  # keep to d/h/m/s/ms: unambiguous and what people read best
-        n, ms = divmod(ms, size)
-        if n:
-            out.append(f"{n}{unit}")
-    return "".join(out)
+    return _duration(seconds, long_units=False)  # d/h/m/s/ms: what people read best
 
 
 def prometheus_duration(seconds: float) -> str:
     """A duration as Prometheus (and Sloth) print it: years and weeks only when exact, then
     d/h/m/s/ms (28d -> '4w', 30d -> '30d', 90d -> '90d', 1h30m -> '1h30m')."""
+    return _duration(seconds, long_units=True)
+
+
+def _duration(seconds: float, long_units: bool) -> str:
+    """`seconds` in units from the largest down; years and weeks only with `long_units`,
+    and then only when they divide the duration exactly."""
     ms = round(seconds * 1000)
     if ms <= 0:
         return "0s"
     out = []
     for unit in _DURATION_ORDER:
         size = round(_DURATION_UNITS[unit] * 1000)
-        if unit in ("y", "w") and ms % size:
+        if unit in ("y", "w") and (not long_units or ms % size):
             continue
         n, ms = divmod(ms, size)
         if n:
